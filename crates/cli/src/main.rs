@@ -1,1 +1,39 @@
-fn main() {}
+//! The `updraft` binary: a thin layer over the library crates.
+
+mod common;
+mod info;
+
+use clap::{Parser, Subcommand};
+
+/// updraft: Synapse's background updates (room stats, user directory), exact
+/// and fast, around a simulated homeserver testbed.
+#[derive(Parser, Debug)]
+#[command(name = "updraft", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    common: common::CommonArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Open a database and print its engine, schema kind and row counts.
+    Info(info::InfoArgs),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    common::init_tracing(cli.common.verbose);
+    let result = match cli.command {
+        Command::Info(args) => info::run(&cli.common, args).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
