@@ -12,6 +12,9 @@ pub struct TestArgs {
     /// Skip every PostgreSQL test (the explicit opt-out; says so loudly).
     #[arg(long)]
     sqlite_only: bool,
+    /// Always start a throwaway PostgreSQL cluster (initdb/pg_ctl), ignoring any running server.
+    #[arg(long, conflicts_with = "sqlite_only")]
+    throwaway_postgres: bool,
     /// Extra arguments for `cargo test` (after `--`), e.g. a test-name filter.
     #[arg(last = true)]
     rest: Vec<String>,
@@ -29,7 +32,14 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
         eprintln!("==================================================================");
         test_args.extend(["--skip".to_owned(), "::postgres".to_owned()]);
     } else {
-        let url = pick_postgres(&mut _cluster)?;
+        let url = if args.throwaway_postgres {
+            let t = Throwaway::start()?;
+            let url = t.url.clone();
+            _cluster = Some(t);
+            url
+        } else {
+            pick_postgres(&mut _cluster)?
+        };
         eprintln!("xtask test: PostgreSQL for tests at {url}");
         cargo.env(TEST_ENV, url);
     }
