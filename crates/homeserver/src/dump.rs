@@ -152,6 +152,173 @@ async fn fetch_text_rows(db: &Db, sql: &str) -> Result<Rows, sqlx::Error> {
     })
 }
 
+/// A remote user's acceptable `(display_name, avatar_url)` profiles in the
+/// directory: Synapse keeps the per-room profile of the LAST room it
+/// processed, i.e. one of the user's qualifying rooms (a local user joined)
+/// with the fewest current state rows; rooms with equal counts have no
+/// defined order, so any of their profiles is a correct answer.
+pub type ProfileChoices = BTreeMap<String, Vec<(Option<String>, Option<String>)>>;
+
+/// Computes [`ProfileChoices`] for every remote user from current state.
+/// Only users with more than one possible profile are returned.
+pub async fn remote_profile_choices(
+    db: &Db,
+    server_name: &str,
+) -> Result<ProfileChoices, sqlx::Error> {
+    // (user, room, room's current-state rows, display_name, avatar_url) for each
+    // joined remote member of a room some local user is joined to.
+    let sql = "
+        WITH counts AS (
+            SELECT room_id, COUNT(*) AS events FROM current_state_events GROUP BY room_id
+        ), local_rooms AS (
+            SELECT DISTINCT room_id FROM current_state_events
+            WHERE type = 'm.room.member' AND membership = 'join'
+              AND substr(state_key, instr(state_key, ':') + 1) = $1
+        )
+        SELECT c.state_key, c.room_id, n.events, m.display_name, m.avatar_url
+        FROM current_state_events c
+        JOIN local_rooms l ON l.room_id = c.room_id
+        JOIN counts n ON n.room_id = c.room_id
+        JOIN room_memberships m ON m.event_id = c.event_id
+        WHERE c.type = 'm.room.member' AND c.membership = 'join'
+          AND substr(c.state_key, instr(c.state_key, ':') + 1) <> $1";
+    type Row = (String, String, i64, Option<String>, Option<String>);
+    let rows: Vec<Row> = match db {
+        Db::Sqlite(pool) => {
+            sqlx::query_as(&sql.replace("$1", "?1"))
+                .bind(server_name)
+                .fetch_all(pool)
+                .await?
+        }
+        Db::Postgres(pool) => {
+            let pg = sql
+                .replace("instr(state_key, ':')", "strpos(state_key, ':')")
+                .replace("instr(c.state_key, ':')", "strpos(c.state_key, ':')");
+            sqlx::query_as(&pg)
+                .bind(server_name)
+                .fetch_all(pool)
+                .await?
+        }
+    };
+    let mut by_user: BTreeMap<String, Vec<(i64, Option<String>, Option<String>)>> = BTreeMap::new();
+    for (user, _room, events, name, avatar) in rows {
+        by_user
+            .entry(user)
+            .or_default()
+            .push((events, name, avatar));
+    }
+    let mut out = ProfileChoices::new();
+    for (user, rooms) in by_user {
+        let min = rooms.iter().map(|r| r.0).min().unwrap_or(0);
+        let mut choices: Vec<_> = rooms
+            .into_iter()
+            .filter(|r| r.0 == min)
+            .map(|r| (r.1, r.2))
+            .collect();
+        choices.sort();
+        choices.dedup();
+        if choices.len() > 1 {
+            out.insert(user, choices);
+        }
+    }
+    Ok(out)
+}
+
+/// Differences between an expected dump (Synapse's, or a golden file) and an
+/// actual one, per table: rows missing from `actual` and rows only in it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TableDiff {
+    pub compared: usize,
+    pub missing: Rows,
+    pub extra: Rows,
+}
+
+/// Compares two dumps. Rows of `user_directory` and `user_directory_search`
+/// for a user in `choices` whose profiles differ are accepted when both
+/// sides picked one of that user's acceptable profiles; nothing else is
+/// tolerated.
+pub fn compare(
+    expected: &BTreeMap<String, Rows>,
+    actual: &BTreeMap<String, Rows>,
+    choices: &ProfileChoices,
+) -> BTreeMap<String, TableDiff> {
+    let tolerated = |table: &str, exp: &str, act: &str| -> bool {
+        let user = exp.split('\t').next().unwrap_or("");
+        if user != act.split('\t').next().unwrap_or("") {
+            return false;
+        }
+        let Some(options) = choices.get(user) else {
+            return false;
+        };
+        match table {
+            "user_directory" => {
+                let profile = |row: &str| {
+                    let cols: Vec<&str> = row.split('\t').collect();
+                    let v = |i: usize| cols.get(i).filter(|c| **c != "\\N").map(|c| unescape(c));
+                    (v(2), v(3))
+                };
+                options.contains(&profile(exp)) && options.contains(&profile(act))
+            }
+            // The search text follows the chosen profile.
+            "user_directory_search" => true,
+            _ => false,
+        }
+    };
+    let mut out = BTreeMap::new();
+    let tables: std::collections::BTreeSet<&String> =
+        expected.keys().chain(actual.keys()).collect();
+    for table in tables {
+        let empty = Rows::new();
+        let exp = expected.get(table).unwrap_or(&empty);
+        let act = actual.get(table).unwrap_or(&empty);
+        let exp_set: std::collections::BTreeSet<&String> = exp.iter().collect();
+        let act_set: std::collections::BTreeSet<&String> = act.iter().collect();
+        let mut missing: Vec<&String> = exp_set.difference(&act_set).copied().collect();
+        let mut extra: Vec<&String> = act_set.difference(&exp_set).copied().collect();
+        // Pair up tolerated differences by user id.
+        missing.retain(|m| {
+            let user = m.split('\t').next().unwrap_or("");
+            match extra
+                .iter()
+                .position(|e| e.split('\t').next() == Some(user) && tolerated(table, m, e))
+            {
+                Some(i) => {
+                    extra.remove(i);
+                    false
+                }
+                None => true,
+            }
+        });
+        out.insert(
+            table.clone(),
+            TableDiff {
+                compared: exp.len().max(act.len()),
+                missing: missing.into_iter().cloned().collect(),
+                extra: extra.into_iter().cloned().collect(),
+            },
+        );
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('t') => out.push('\t'),
+                Some('n') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +329,32 @@ mod tests {
         d.insert("a".to_owned(), vec!["x\t\\N".to_owned(), "y\t1".to_owned()]);
         d.insert("b".to_owned(), vec![]);
         assert_eq!(from_text(&to_text(&d)), d);
+    }
+
+    #[test]
+    fn compare_tolerates_only_acceptable_profiles() {
+        let table = |rows: &[&str]| {
+            let mut d = BTreeMap::new();
+            d.insert(
+                "user_directory".to_owned(),
+                rows.iter().map(|r| r.to_string()).collect(),
+            );
+            d
+        };
+        let synapse = table(&["@r:other\t\\N\tBob A\t\\N", "@s:other\t\\N\tSam\t\\N"]);
+        let ours = table(&["@r:other\t\\N\tBob B\t\\N", "@s:other\t\\N\tSammy\t\\N"]);
+        let mut choices = ProfileChoices::new();
+        choices.insert(
+            "@r:other".to_owned(),
+            vec![
+                (Some("Bob A".to_owned()), None),
+                (Some("Bob B".to_owned()), None),
+            ],
+        );
+        let diff = &compare(&synapse, &ours, &choices)["user_directory"];
+        assert_eq!(diff.missing, vec!["@s:other\t\\N\tSam\t\\N".to_owned()]);
+        assert_eq!(diff.extra, vec!["@s:other\t\\N\tSammy\t\\N".to_owned()]);
+        assert_eq!(diff.compared, 2);
     }
 
     #[test]
