@@ -183,6 +183,7 @@ pub async fn remote_profile_choices(
         WHERE c.type = 'm.room.member' AND c.membership = 'join'
           AND substr(c.state_key, instr(c.state_key, ':') + 1) <> $1";
     type Row = (String, String, i64, Option<String>, Option<String>);
+    type Candidate = (i64, Option<String>, Option<String>);
     let rows: Vec<Row> = match db {
         Db::Sqlite(pool) => {
             sqlx::query_as(&sql.replace("$1", "?1"))
@@ -200,7 +201,7 @@ pub async fn remote_profile_choices(
                 .await?
         }
     };
-    let mut by_user: BTreeMap<String, Vec<(i64, Option<String>, Option<String>)>> = BTreeMap::new();
+    let mut by_user: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     for (user, _room, events, name, avatar) in rows {
         by_user
             .entry(user)
