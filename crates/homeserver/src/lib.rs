@@ -4,10 +4,13 @@
 //! (ours or a real Synapse one), configuration, and (in later modules) the
 //! jobs, directory search, ground truth and token auth.
 
+pub mod appservice;
 pub mod config;
+pub mod events;
 pub mod info;
 pub mod jobs;
 pub mod schema;
+pub mod text;
 
 pub use config::Config;
 pub use schema::{open, OpenError, OpenOptions, Opened, SchemaKind};
