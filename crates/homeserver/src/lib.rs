@@ -5,11 +5,13 @@
 //! jobs, directory search, ground truth and token auth.
 
 pub mod appservice;
+pub mod auth;
 pub mod config;
 pub mod events;
 pub mod info;
 pub mod jobs;
 pub mod schema;
+pub mod search;
 pub mod text;
 
 pub use config::Config;
