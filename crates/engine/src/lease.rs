@@ -43,8 +43,9 @@ pub enum Acquire {
     },
 }
 
-/// Takes the lease if it is free, expired, or already ours. Never blocks on
-/// another runner (a single statement).
+/// Takes the lease if it is free, expired, or already ours. Never waits on
+/// a live holder: a plain read answers first, and on Postgres the row lock
+/// is taken with `NOWAIT` (a holder mid-batch holds it).
 pub async fn acquire(
     db: &Db,
     database_name: &str,
@@ -52,6 +53,14 @@ pub async fn acquire(
     now_ms: i64,
     ttl_ms: i64,
 ) -> Result<Acquire, EngineError> {
+    if let Some((other, expires_at_ms)) = read(db, database_name).await? {
+        if other != holder && expires_at_ms >= now_ms {
+            return Ok(Acquire::HeldBy {
+                holder: other,
+                expires_at_ms,
+            });
+        }
+    }
     let expires = now_ms + ttl_ms;
     // The upsert only overwrites a row that is ours or has expired.
     let n = match db {
@@ -69,40 +78,47 @@ pub async fn acquire(
         .execute(pool)
         .await?
         .rows_affected(),
-        Db::Postgres(pool) => sqlx::query(
-            "INSERT INTO updraft_runner_lease (database_name, holder, expires_at_ms) VALUES ($1, $2, $3)
-             ON CONFLICT (database_name) DO UPDATE
-             SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms
-             WHERE updraft_runner_lease.holder = excluded.holder
-                OR updraft_runner_lease.expires_at_ms < $4",
-        )
-        .bind(database_name)
-        .bind(holder)
-        .bind(expires)
-        .bind(now_ms)
-        .execute(pool)
-        .await?
-        .rows_affected(),
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            let locked = sqlx::query(
+                "SELECT 1 FROM updraft_runner_lease WHERE database_name = $1 FOR UPDATE NOWAIT",
+            )
+            .bind(database_name)
+            .execute(&mut *tx)
+            .await;
+            match locked {
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {
+                    return Ok(Acquire::HeldBy {
+                        holder: "(a runner in the middle of a batch)".to_owned(),
+                        expires_at_ms: now_ms,
+                    });
+                }
+                other => {
+                    other?;
+                }
+            }
+            let n = sqlx::query(
+                "INSERT INTO updraft_runner_lease (database_name, holder, expires_at_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (database_name) DO UPDATE
+                 SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms
+                 WHERE updraft_runner_lease.holder = excluded.holder
+                    OR updraft_runner_lease.expires_at_ms < $4",
+            )
+            .bind(database_name)
+            .bind(holder)
+            .bind(expires)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            n
+        }
     };
     if n > 0 {
         return Ok(Acquire::Acquired);
     }
-    let row: Option<(String, i64)> =
-        match db {
-            Db::Sqlite(pool) => sqlx::query_as(
-                "SELECT holder, expires_at_ms FROM updraft_runner_lease WHERE database_name = ?",
-            )
-            .bind(database_name)
-            .fetch_optional(pool)
-            .await?,
-            Db::Postgres(pool) => sqlx::query_as(
-                "SELECT holder, expires_at_ms FROM updraft_runner_lease WHERE database_name = $1",
-            )
-            .bind(database_name)
-            .fetch_optional(pool)
-            .await?,
-        };
-    Ok(match row {
+    Ok(match read(db, database_name).await? {
         Some((holder, expires_at_ms)) => Acquire::HeldBy {
             holder,
             expires_at_ms,
@@ -112,6 +128,28 @@ pub async fn acquire(
             holder: "(just released)".to_owned(),
             expires_at_ms: now_ms,
         },
+    })
+}
+
+/// The lease row of a database: (holder, expires_at_ms).
+pub async fn read(db: &Db, database_name: &str) -> Result<Option<(String, i64)>, EngineError> {
+    Ok(match db {
+        Db::Sqlite(pool) => {
+            sqlx::query_as(
+                "SELECT holder, expires_at_ms FROM updraft_runner_lease WHERE database_name = ?",
+            )
+            .bind(database_name)
+            .fetch_optional(pool)
+            .await?
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_as(
+                "SELECT holder, expires_at_ms FROM updraft_runner_lease WHERE database_name = $1",
+            )
+            .bind(database_name)
+            .fetch_optional(pool)
+            .await?
+        }
     })
 }
 

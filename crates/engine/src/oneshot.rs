@@ -29,7 +29,8 @@ pub async fn create_index(db: &Db, spec: &IndexSpec) -> Result<(), sqlx::Error> 
                 "CREATE {unique}INDEX CONCURRENTLY {} ON {} ({columns}){where_sql}",
                 spec.index_name, spec.table
             );
-            // Simple-protocol statements: CONCURRENTLY refuses any transaction block.
+            // Statements without bind parameters go over the simple protocol:
+            // CONCURRENTLY refuses any transaction block.
             let result = async {
                 let drop_half_built =
                     format!("DROP INDEX CONCURRENTLY IF EXISTS {}", spec.index_name);

@@ -605,9 +605,10 @@ impl Inner {
         Ok(())
     }
 
-    /// Runs work that cannot sit in a transaction while renewing the lease
-    /// (Postgres; on SQLite the work holds the write lock, so no one can take
-    /// the lease meanwhile).
+    /// Runs work that cannot sit in a transaction while a task renews the
+    /// lease (Postgres; on SQLite the work holds the write lock, so no one can
+    /// take the lease meanwhile). The heartbeat is stopped between renewals,
+    /// never in the middle of one.
     async fn with_heartbeat(
         &self,
         work: impl std::future::Future<Output = Result<(), sqlx::Error>>,
@@ -615,31 +616,35 @@ impl Inner {
         if matches!(self.db, Db::Sqlite(_)) {
             return Ok(work.await?);
         }
-        let beat = async {
-            let every = Duration::from_millis((self.lease_ttl_ms / 3).max(1) as u64);
+        let (stop, mut stopped) = watch::channel(false);
+        let (db, name, holder, clock, ttl) = (
+            self.db.clone(),
+            self.name.clone(),
+            self.holder.clone(),
+            self.clock.clone(),
+            self.lease_ttl_ms,
+        );
+        let beat = tokio::spawn(async move {
+            let every = Duration::from_millis((ttl / 3).max(1) as u64);
             loop {
-                self.clock.sleep(every).await;
-                match lease::renew(
-                    &self.db,
-                    &self.name,
-                    &self.holder,
-                    self.now(),
-                    self.lease_ttl_ms,
-                )
-                .await
-                {
+                tokio::select! {
+                    _ = clock.sleep(every) => {}
+                    _ = stopped.changed() => return,
+                }
+                let now = clock.now_ms() as i64;
+                match lease::renew(&db, &name, &holder, now, ttl).await {
                     Ok(true) => {}
                     Ok(false) => {
-                        tracing::warn!(database = %self.name, "lease lost during a oneshot update")
+                        tracing::warn!(database = %name, "lease lost during a oneshot update")
                     }
-                    Err(e) => tracing::warn!(database = %self.name, "lease heartbeat failed: {e}"),
+                    Err(e) => tracing::warn!(database = %name, "lease heartbeat failed: {e}"),
                 }
             }
-        };
-        tokio::select! {
-            r = work => Ok(r?),
-            never = beat => never,
-        }
+        });
+        let result = work.await;
+        let _ = stop.send(true);
+        let _ = beat.await;
+        Ok(result?)
     }
 }
 
