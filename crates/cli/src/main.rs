@@ -2,6 +2,7 @@
 
 mod common;
 mod info;
+mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Open a database and print its engine, schema kind and row counts.
     Info(info::InfoArgs),
+    /// Run every pending background update updraft knows to completion, without sleeping.
+    Run(run::RunArgs),
 }
 
 #[tokio::main]
@@ -28,6 +31,7 @@ async fn main() -> std::process::ExitCode {
     common::init_tracing(cli.common.verbose);
     let result = match cli.command {
         Command::Info(args) => info::run(&cli.common, args).await,
+        Command::Run(args) => run::run(&cli.common, args).await,
     };
     match result {
         Ok(code) => code,

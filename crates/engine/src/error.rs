@@ -9,6 +9,10 @@ pub enum EngineError {
     /// Every pending update waits for another pending one.
     #[error("dependency cycle among background updates: {}", .0.join(" -> "))]
     DependencyCycle(Vec<String>),
+    /// The updates a runner may run all wait for one it may not (`--only`,
+    /// or no handler).
+    #[error("update {update} waits for {waits_for}, which this runner does not run")]
+    WaitsForExcluded { update: String, waits_for: String },
     /// The named update is not in the queue.
     #[error("update {0} is not in the queue of background updates")]
     NotQueued(String),

@@ -100,30 +100,48 @@ pub async fn list_in(tx: &mut DbTx) -> Result<Vec<UpdateRow>, EngineError> {
 /// dependency or whose dependency is not itself pending. `Ok(None)` when the
 /// queue is empty; a dependency cycle is an error naming its members.
 pub fn pick_next(rows: &[UpdateRow]) -> Result<Option<&UpdateRow>, EngineError> {
-    if rows.is_empty() {
-        return Ok(None);
-    }
+    pick_next_of(rows, |_| true)
+}
+
+/// [`pick_next`] among the rows `eligible` accepts (e.g. `updraft run
+/// --only`); the others stay pending, so what depends on them waits.
+/// `Ok(None)` when no eligible row is left. If every eligible row waits, the
+/// error says for what: a cycle, or an update that is not eligible.
+pub fn pick_next_of(
+    rows: &[UpdateRow],
+    eligible: impl Fn(&UpdateRow) -> bool,
+) -> Result<Option<&UpdateRow>, EngineError> {
     let pending: HashMap<&str, &UpdateRow> =
         rows.iter().map(|r| (r.update_name.as_str(), r)).collect();
-    if let Some(row) = rows.iter().find(|r| match r.dependency() {
+    let mut candidates = rows.iter().filter(|r| eligible(r)).peekable();
+    let Some(first) = candidates.peek().copied() else {
+        return Ok(None);
+    };
+    if let Some(row) = candidates.find(|r| match r.dependency() {
         None => true,
         Some(dep) => !pending.contains_key(dep),
     }) {
         return Ok(Some(row));
     }
-    // Every row waits for a pending one: following the dependencies from the
-    // first row must loop; the loop is the cycle.
+    // Every eligible row waits for a pending one. Follow the dependencies
+    // from the first: we reach an ineligible row, or we loop (the cycle).
     let mut path: Vec<&str> = Vec::new();
-    let mut at = rows[0].update_name.as_str();
-    while !path.contains(&at) {
-        path.push(at);
-        at = pending[at]
+    let mut at = first;
+    while !path.contains(&at.update_name.as_str()) {
+        if !eligible(at) {
+            return Err(EngineError::WaitsForExcluded {
+                update: path.last().copied().unwrap_or_default().to_owned(),
+                waits_for: at.update_name.clone(),
+            });
+        }
+        path.push(&at.update_name);
+        at = pending[at
             .dependency()
-            .expect("every row has a pending dependency");
+            .expect("every eligible row has a pending dependency")];
     }
-    let start = path.iter().position(|n| *n == at).unwrap_or(0);
+    let start = path.iter().position(|n| *n == at.update_name).unwrap_or(0);
     let mut cycle: Vec<String> = path[start..].iter().map(|s| s.to_string()).collect();
-    cycle.push(at.to_owned());
+    cycle.push(at.update_name.clone());
     Err(EngineError::DependencyCycle(cycle))
 }
 
@@ -379,6 +397,27 @@ mod tests {
             Err(EngineError::DependencyCycle(c)) => assert_eq!(c, ["self", "self"]),
             other => panic!("expected a cycle, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn eligibility_limits_the_choice_and_explains_waits() {
+        let rows = vec![
+            row("unknown", None, 0),
+            row("mine", Some("unknown"), 1),
+            row("free", Some(""), 2),
+        ];
+        let known = |r: &UpdateRow| r.update_name != "unknown";
+        assert_eq!(
+            pick_next_of(&rows, known).unwrap().unwrap().update_name,
+            "free"
+        );
+        match pick_next_of(&rows[..2], known) {
+            Err(EngineError::WaitsForExcluded { update, waits_for }) => {
+                assert_eq!((update.as_str(), waits_for.as_str()), ("mine", "unknown"))
+            }
+            other => panic!("expected a wait, got {other:?}"),
+        }
+        assert!(pick_next_of(&rows, |_| false).unwrap().is_none());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! deletion of its row) and the lease fence commit in ONE transaction, so a
 //! crash at any instant leaves either the whole batch or none of it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -40,6 +40,9 @@ pub struct RunnerOptions {
     pub lease_ttl: Duration,
     /// How often a runner waiting for another's lease tries again.
     pub lease_retry: Duration,
+    /// Run only these updates (`updraft run --only`); the others stay
+    /// queued and what depends on them waits. `None`: every update.
+    pub only: Option<Arc<BTreeSet<String>>>,
 }
 
 impl RunnerOptions {
@@ -50,6 +53,7 @@ impl RunnerOptions {
             controller: None,
             lease_ttl: Duration::from_secs(30),
             lease_retry: Duration::from_secs(5),
+            only: None,
         }
     }
 }
@@ -69,6 +73,7 @@ struct Inner {
     config: BackgroundUpdatesConfig,
     lease_ttl_ms: i64,
     lease_retry: Duration,
+    only: Option<Arc<BTreeSet<String>>>,
     holder: String,
     shared: Mutex<Shared>,
     /// Bumped on pause, shutdown and wake-ups: interrupts sleeps.
@@ -154,6 +159,7 @@ impl Runner {
                 config: options.config,
                 lease_ttl_ms: options.lease_ttl.as_millis() as i64,
                 lease_retry: options.lease_retry,
+                only: options.only,
                 holder,
                 shared: Mutex::new(Shared {
                     state,
@@ -737,7 +743,13 @@ async fn run_loop(inner: Arc<Inner>) {
                         continue;
                     }
                 };
-                match queue::pick_next(&rows) {
+                let eligible = |r: &queue::UpdateRow| {
+                    inner
+                        .only
+                        .as_ref()
+                        .is_none_or(|only| only.contains(&r.update_name))
+                };
+                match queue::pick_next_of(&rows, eligible) {
                     Ok(Some(row)) => {
                         let name = row.update_name.clone();
                         let mut s = inner.lock();

@@ -2,6 +2,7 @@
 //! use. Synapse keeps one background updater per database (`master`,
 //! `state`, ...); so does [`Updater`].
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ pub struct UpdaterBuilder {
     controller: ControllerSlot,
     lease_ttl: Duration,
     lease_retry: Duration,
+    only: Option<Arc<BTreeSet<String>>>,
     databases: Vec<(String, Db, Arc<Registry>)>,
 }
 
@@ -39,6 +41,7 @@ impl UpdaterBuilder {
             controller: ControllerSlot::default(),
             lease_ttl: defaults.lease_ttl,
             lease_retry: defaults.lease_retry,
+            only: None,
             databases: Vec::new(),
         }
     }
@@ -63,6 +66,13 @@ impl UpdaterBuilder {
         self
     }
 
+    /// Runs only the named updates; the others stay queued (and whatever
+    /// depends on them waits). Default: every update.
+    pub fn only(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        self.only = Some(Arc::new(names.into_iter().collect()));
+        self
+    }
+
     /// Adds a database with the handlers its updates may use.
     pub fn database(mut self, name: impl Into<String>, db: Db, registry: Registry) -> Self {
         self.databases.push((name.into(), db, Arc::new(registry)));
@@ -78,6 +88,7 @@ impl UpdaterBuilder {
             controller: self.controller.get(),
             lease_ttl: self.lease_ttl,
             lease_retry: self.lease_retry,
+            only: self.only,
         };
         let mut runners = Vec::new();
         for (name, db, registry) in self.databases {
