@@ -1,6 +1,9 @@
 //! `cargo xtask ...`: the project's own commands.
 
+mod bench;
+mod demo;
 mod postgres;
+mod stale;
 mod synapse;
 mod synapse_diff;
 mod test;
@@ -16,6 +19,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The main job end to end on seeded data: seed, serve, start both jobs
+    /// through the admin API, pause/resume, verify, summary.
+    Demo(demo::DemoArgs),
+    /// Throughput of each job through the real runner on a seeded world.
+    Bench(bench::BenchArgs),
+    /// Reproduce every kind of stale user directory, then fix it with
+    /// regenerate_directory through the HTTP API.
+    StaleDirectory(stale::StaleArgs),
     /// Run every workspace test on SQLite and on PostgreSQL.
     Test(test::TestArgs),
     /// Run exactly what CI runs (.ci/run): fmt, clippy, then `xtask test`.
@@ -34,6 +45,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Test(args) => test::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::StaleDirectory(args) => stale::run(args),
         Command::SynapseDiff(args) => synapse_diff::run(args),
         Command::Golden { seed } => synapse_diff::golden(seed),
         Command::Ci => {
