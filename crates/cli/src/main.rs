@@ -3,6 +3,7 @@
 mod common;
 mod info;
 mod run;
+mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Run every pending background update updraft knows to completion, without sleeping.
     Run(run::RunArgs),
+    /// Recompute the expected stats and directory and diff them against the tables (exit 1 on drift).
+    Verify(verify::VerifyArgs),
 }
 
 #[tokio::main]
@@ -32,6 +35,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Info(args) => info::run(&cli.common, args).await,
         Command::Run(args) => run::run(&cli.common, args).await,
+        Command::Verify(args) => verify::run(&cli.common, args).await,
     };
     match result {
         Ok(code) => code,

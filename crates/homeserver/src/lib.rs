@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod schema;
 pub mod search;
 pub mod text;
+pub mod verify;
 
 pub use config::Config;
 pub use schema::{open, OpenError, OpenOptions, Opened, SchemaKind};

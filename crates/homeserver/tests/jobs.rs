@@ -71,6 +71,8 @@ both_engines! {
             &["!r:hs.test", "invite", "shared", "m.megolm.v1.aes-sha2", "NULL", "hi", "NULL", "#r:hs.test", "NULL", "1", "NULL"],
             &["!s:hs.test", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "can_join", "0", "m.space"],
         ]));
+        let report = updraft_homeserver::verify::verify(&w.db, &config(), updraft_homeserver::verify::What::Stats).await.unwrap();
+        assert!(report.is_clean(), "{report:#?}");
     }
 
     async fn stats_batches_follow_room_ids(t) {
@@ -230,6 +232,8 @@ both_engines! {
             Engine::Postgres => assert_eq!(bob[1], "'bob':1A,4B 'fish':5B 'hs.test':2 'rémi':3B"),
         }
         assert_eq!(search.len(), 8);
+        let report = updraft_homeserver::verify::verify(&w.db, &c, updraft_homeserver::verify::What::All).await.unwrap();
+        assert!(report.drift.keys().all(|k| k.contains("stats")), "{report:#?}");
         // Stage tables are gone.
         let tables = w.db.table_names().await.unwrap();
         assert!(!tables.iter().any(|t| t.starts_with("_temp_populate_user_directory")), "{tables:?}");
