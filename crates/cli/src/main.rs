@@ -1,7 +1,9 @@
 //! The `updraft` binary: a thin layer over the library crates.
 
 mod common;
+mod drift;
 mod info;
+mod seed;
 mod run;
 mod verify;
 
@@ -22,6 +24,10 @@ struct Cli {
 enum Command {
     /// Open a database and print its engine, schema kind and row counts.
     Info(info::InfoArgs),
+    /// Generate a deterministic world (users, rooms, events, state) into a database.
+    Seed(seed::SeedArgs),
+    /// Change a seeded world as a homeserver would, leaving the derived tables stale; prints JSON.
+    Drift(drift::DriftArgs),
     /// Run every pending background update updraft knows to completion, without sleeping.
     Run(run::RunArgs),
     /// Recompute the expected stats and directory and diff them against the tables (exit 1 on drift).
@@ -34,6 +40,8 @@ async fn main() -> std::process::ExitCode {
     common::init_tracing(cli.common.verbose);
     let result = match cli.command {
         Command::Info(args) => info::run(&cli.common, args).await,
+        Command::Seed(args) => seed::run(&cli.common, args).await,
+        Command::Drift(args) => drift::run(&cli.common, args).await,
         Command::Run(args) => run::run(&cli.common, args).await,
         Command::Verify(args) => verify::run(&cli.common, args).await,
     };
