@@ -105,6 +105,10 @@ fn now_ms() -> i64 {
 /// locked, not a guest.
 pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<User, ApiError> {
     let token = access_token(parts)?;
+    // No stored token contains U+0000 (PostgreSQL text cannot hold it).
+    if token.contains('\0') {
+        return Err(ApiError::UnknownToken);
+    }
     let owner = lookup(&state.db, &token)
         .await?
         .ok_or(ApiError::UnknownToken)?;

@@ -1,6 +1,7 @@
 //! Synapse's three background-update admin endpoints (SEMANTICS §5) and
 //! updraft's queue view and cancel under `/_updraft/admin/v1/`.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use serde_json::{json, Value};
 use updraft_engine::{EngineError, UpdateRow, MAIN_DATABASE};
@@ -83,8 +84,13 @@ pub async fn queue(State(state): State<AppState>, _admin: Admin) -> Result<JsonB
 pub async fn cancel(
     State(state): State<AppState>,
     _admin: Admin,
-    Path((database, name)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<JsonBody, ApiError> {
+    let Path((database, name)) =
+        path.map_err(|_| ApiError::NotFound("No such background update".to_owned()))?;
+    if database.contains('\0') || name.contains('\0') {
+        return Err(ApiError::NotFound("No such background update".to_owned()));
+    }
     match state.updater.cancel(&database, &name).await {
         Ok(removed) => Ok(JsonBody::ok(json!({"removed": removed}))),
         Err(e @ (EngineError::NotQueued(_) | EngineError::UnknownDatabase(_))) => {

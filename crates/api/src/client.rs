@@ -212,6 +212,23 @@ impl Client {
         format!("{}{path}", self.base)
     }
 
+    /// A URL whose path segments are percent-encoded as RFC 3986 path
+    /// segments (a room id's `!` and `:` stay, `/`, `%`, `?`, `#` are escaped).
+    fn segments_url(&self, segments: &[&str]) -> String {
+        let mut url = self.base.clone();
+        for segment in segments {
+            url.push('/');
+            for b in segment.bytes() {
+                if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b) {
+                    url.push(b as char);
+                } else {
+                    url.push_str(&format!("%{b:02X}"));
+                }
+            }
+        }
+        url
+    }
+
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
@@ -339,9 +356,8 @@ impl Client {
 
     /// `GET /_synapse/admin/v1/rooms/{roomId}`.
     pub async fn room(&self, room_id: &str) -> Result<Room, ClientError> {
-        let encoded: String = url::form_urlencoded::byte_serialize(room_id.as_bytes()).collect();
-        self.get(&format!("/_synapse/admin/v1/rooms/{encoded}"))
-            .await
+        let url = self.segments_url(&["_synapse", "admin", "v1", "rooms", room_id]);
+        self.call(self.http.get(&url), &url).await
     }
 
     /// `GET /_synapse/admin/v1/rooms`.
@@ -392,12 +408,15 @@ impl Client {
         database: &str,
         update_name: &str,
     ) -> Result<Vec<String>, ClientError> {
-        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let url = self.url(&format!(
-            "/_updraft/admin/v1/background_updates/queue/{}/{}",
-            enc(database),
-            enc(update_name)
-        ));
+        let url = self.segments_url(&[
+            "_updraft",
+            "admin",
+            "v1",
+            "background_updates",
+            "queue",
+            database,
+            update_name,
+        ]);
         let v: Removed = self.call(self.http.delete(&url), &url).await?;
         Ok(v.removed)
     }

@@ -20,5 +20,5 @@ pub mod state;
 
 pub use client::{Client, ClientError};
 pub use error::ApiError;
-pub use router::{router, router_with, RouterOptions};
+pub use router::{router, router_with, serve, RouterOptions};
 pub use state::AppState;

@@ -49,7 +49,7 @@ pub fn render(snapshot: &MetricsSnapshot, server_name: &str) -> String {
             })
         })
     };
-    let simple: [(&str, &str, &str, fn(&UpdateMetrics) -> u64); 4] = [
+    let simple: [Series; 4] = [
         (
             "updraft_background_update_items_total",
             "counter",
@@ -94,6 +94,14 @@ pub fn render(snapshot: &MetricsSnapshot, server_name: &str) -> String {
     }
     out
 }
+
+/// A per-update series: name, Prometheus type, help, value.
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&UpdateMetrics) -> u64,
+);
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");

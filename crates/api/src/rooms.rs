@@ -2,6 +2,7 @@
 //! paginated `GET /_synapse/admin/v1/rooms`, reading `rooms`,
 //! `room_stats_state` and `room_stats_current` with Synapse's queries.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use serde_json::{json, Map, Value};
 use sqlx::Row;
@@ -286,11 +287,18 @@ async fn rooms_page(db: &Db, p: &ListParams) -> Result<(Vec<RoomRow>, i64), sqlx
 pub async fn get_room(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(room_id): Path<String>,
+    room_id: Result<Path<String>, PathRejection>,
 ) -> Result<JsonBody, ApiError> {
+    // An id that does not even decode (e.g. invalid UTF-8) names no room.
+    let not_found = || ApiError::NotFound("Room not found".to_owned());
+    let Path(room_id) = room_id.map_err(|_| not_found())?;
+    // PostgreSQL text cannot hold U+0000, so no room id contains it.
+    if room_id.contains('\0') {
+        return Err(not_found());
+    }
     let room = room_with_stats(&state.db, &room_id)
         .await?
-        .ok_or_else(|| ApiError::NotFound("Room not found".to_owned()))?;
+        .ok_or_else(not_found)?;
     Ok(JsonBody::ok(room.details()))
 }
 
@@ -301,7 +309,17 @@ pub async fn list_rooms(
     RawQuery(query): RawQuery,
 ) -> Result<JsonBody, ApiError> {
     let params = ListParams::parse(&QueryArgs::parse(query.as_deref()))?;
-    let (rooms, total) = rooms_page(&state.db, &params).await?;
+    // Stored names never contain U+0000 (the stats job writes NULL instead,
+    // and PostgreSQL refuses it in a parameter): such a term matches nothing.
+    let (rooms, total) = if params
+        .search_term
+        .as_deref()
+        .is_some_and(|t| t.contains('\0'))
+    {
+        (Vec::new(), 0)
+    } else {
+        rooms_page(&state.db, &params).await?
+    };
     let mut body = Map::new();
     body.insert("offset".into(), json!(params.from));
     body.insert(
@@ -309,7 +327,8 @@ pub async fn list_rooms(
         Value::Array(rooms.iter().map(RoomRow::list_entry).collect()),
     );
     body.insert("total_rooms".into(), json!(total));
-    if params.from + params.limit < total {
+    // i128: Python's integers do not overflow, and neither may we.
+    if (params.from as i128) + (params.limit as i128) < total as i128 {
         body.insert("next_batch".into(), json!(params.from + params.limit));
     }
     if params.from > 0 {

@@ -89,3 +89,15 @@ async fn guard(req: Request, next: Next, timeout: Duration) -> Response {
         Err(_) => ApiError::Timeout.into_response(),
     }
 }
+
+/// Serves the API on `listener` until `shutdown` resolves; requests in
+/// flight then finish before this returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -3,8 +3,9 @@
 mod common;
 mod drift;
 mod info;
-mod seed;
 mod run;
+mod seed;
+mod serve;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -24,12 +25,14 @@ struct Cli {
 enum Command {
     /// Open a database and print its engine, schema kind and row counts.
     Info(info::InfoArgs),
+    /// Run every pending background update updraft knows to completion, without sleeping.
+    Run(run::RunArgs),
     /// Generate a deterministic world (users, rooms, events, state) into a database.
     Seed(seed::SeedArgs),
     /// Change a seeded world as a homeserver would, leaving the derived tables stale; prints JSON.
     Drift(drift::DriftArgs),
-    /// Run every pending background update updraft knows to completion, without sleeping.
-    Run(run::RunArgs),
+    /// Serve the HTTP API (Synapse's admin endpoints, search, /metrics) and run the background updates.
+    Serve(serve::ServeArgs),
     /// Recompute the expected stats and directory and diff them against the tables (exit 1 on drift).
     Verify(verify::VerifyArgs),
 }
@@ -40,9 +43,10 @@ async fn main() -> std::process::ExitCode {
     common::init_tracing(cli.common.verbose);
     let result = match cli.command {
         Command::Info(args) => info::run(&cli.common, args).await,
+        Command::Run(args) => run::run(&cli.common, args).await,
         Command::Seed(args) => seed::run(&cli.common, args).await,
         Command::Drift(args) => drift::run(&cli.common, args).await,
-        Command::Run(args) => run::run(&cli.common, args).await,
+        Command::Serve(args) => serve::run(&cli.common, args).await,
         Command::Verify(args) => verify::run(&cli.common, args).await,
     };
     match result {
