@@ -59,6 +59,16 @@ both_engines! {
         assert_eq!(report.checked["pairs"], 4);
     }
 
+    async fn one_shot_rebuild_baseline_builds_the_same_directory(t) {
+        let w = world(&t).await;
+        w.exec("DELETE FROM user_directory", &[]).await;
+        w.exec("DELETE FROM users_who_share_private_rooms", &[]).await;
+        updraft_homeserver::jobs::rebuild_directory_one_shot(&w.db, SERVER).await.unwrap();
+        let report = verify(&w.db, &config(), What::Directory).await.unwrap();
+        assert!(report.is_clean(), "{report:#?}");
+        assert_eq!(report.checked["directory_users"], 4);
+    }
+
     async fn every_drift_kind_is_counted(t) {
         let w = world(&t).await;
         w.exec("DELETE FROM user_directory WHERE user_id = '@c:hs.test'", &[]).await;

@@ -194,8 +194,14 @@ impl BatchHandler for ProcessRooms {
         if !app_services.is_empty() {
             drop_app_service_members(tx, app_services).await?;
         }
+        let known = already_listed(
+            tx,
+            &format!("SELECT DISTINCT m.user_id FROM {MEMBERS_TABLE} m JOIN user_directory d ON d.user_id = m.user_id WHERE NOT m.is_local"),
+            &[],
+        )
+        .await?;
         let profiles = upsert_remote_profiles(tx).await?;
-        write_search_rows(tx, &profiles).await?;
+        write_search_rows(tx, &profiles, &known).await?;
         insert_room_sharing(tx).await?;
         delete_stage_rooms(tx, &room_ids).await?;
 
@@ -235,7 +241,9 @@ async fn count(tx: &mut DbTx, table: &str) -> Result<i64, sqlx::Error> {
 /// `batch_size` (the room that crosses the line is included, as in Synapse).
 /// Streams the stage table so a batch reads only what it takes.
 async fn next_rooms(tx: &mut DbTx, batch_size: u64) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    let sql = format!("SELECT room_id, events FROM {STAGE_ROOMS} ORDER BY events DESC, room_id");
+    // Like Synapse, no order among rooms of equal size (the stage index on
+    // `events` serves this order without sorting the stage each batch).
+    let sql = format!("SELECT room_id, events FROM {STAGE_ROOMS} ORDER BY events DESC");
     let mut rooms = Vec::new();
     let mut total: i64 = 0;
     let mut take = |room: String, events: i64| {
@@ -483,25 +491,54 @@ async fn insert_room_sharing(tx: &mut DbTx) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Users (of a query's single column, optionally over a bound list) that
+/// already have a directory row, hence a search row to replace.
+async fn already_listed(
+    tx: &mut DbTx,
+    sql: &str,
+    list: &[String],
+) -> Result<Vec<String>, sqlx::Error> {
+    match tx {
+        DbTx::Sqlite(tx) => {
+            let mut q = sqlx::query_scalar(sql);
+            if !list.is_empty() {
+                q = q.bind(sql::list_param_sqlite(list));
+            }
+            q.fetch_all(&mut **tx).await
+        }
+        DbTx::Postgres(tx) => {
+            let mut q = sqlx::query_scalar(sql);
+            if !list.is_empty() {
+                q = q.bind(sql::list_param_pg(list));
+            }
+            q.fetch_all(&mut **tx).await
+        }
+    }
+}
+
 /// Writes `user_directory_search` rows for directory rows `(user_id,
-/// display_name)`, replacing any existing row of those users.
-/// SQLite: FTS4 `value` = user id, plus the normalised display name.
-/// PostgreSQL: the weighted tsvector (localpart A, server D, name B).
+/// display_name)`; `replace` names the users that already have one (a search
+/// row exists exactly when a directory row does).
+/// SQLite: FTS4 `value` = user id, plus the normalised display name. FTS4
+/// has no unique key and finding rows by user id scans the table, so only
+/// the rows of `replace` are deleted first.
+/// PostgreSQL: the weighted tsvector (localpart A, server D, name B), upserted.
 pub async fn write_search_rows(
     tx: &mut DbTx,
     rows: &[(String, Option<String>)],
+    replace: &[String],
 ) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
     match tx {
         DbTx::Sqlite(tx) => {
-            let users: Vec<&String> = rows.iter().map(|(u, _)| u).collect();
-            // FTS4 has no unique key: delete any old rows of these users first.
-            sqlx::query("DELETE FROM user_directory_search WHERE user_id IN (SELECT value FROM json_each(?1))")
-                .bind(sql::list_param_sqlite(&users))
-                .execute(&mut **tx)
-                .await?;
+            if !replace.is_empty() {
+                sqlx::query("DELETE FROM user_directory_search WHERE user_id IN (SELECT value FROM json_each(?1))")
+                    .bind(sql::list_param_sqlite(replace))
+                    .execute(&mut **tx)
+                    .await?;
+            }
             let values: Vec<(&String, String)> = rows
                 .iter()
                 .map(|(u, dn)| (u, search_value(u, dn.as_deref())))
@@ -598,8 +635,13 @@ impl BatchHandler for ProcessUsers {
             .filter(|u| !app_services.is_excluded(u))
             .cloned()
             .collect();
+        let known = match tx {
+            DbTx::Sqlite(_) => "SELECT user_id FROM user_directory WHERE user_id IN (SELECT value FROM json_each(?1))",
+            DbTx::Postgres(_) => "SELECT user_id FROM user_directory WHERE user_id = ANY($1)",
+        };
+        let known = already_listed(tx, known, &candidates).await?;
         let rows = upsert_local_profiles(tx, &candidates).await?;
-        write_search_rows(tx, &rows).await?;
+        write_search_rows(tx, &rows, &known).await?;
         Ok(BatchResult::Progress {
             items: users.len() as u64,
             progress: with_remaining(progress, remaining),
@@ -836,6 +878,6 @@ async fn insert_search_rows_fresh(
             .await?;
             Ok(())
         }
-        DbTx::Postgres(_) => write_search_rows(tx, rows).await,
+        DbTx::Postgres(_) => write_search_rows(tx, rows, &[]).await,
     }
 }
