@@ -4,7 +4,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use updraft_engine::Db;
+use updraft_homeserver::auth::{token_owner, TokenOwner};
 
 use crate::error::ApiError;
 use crate::response::QueryArgs;
@@ -20,16 +20,6 @@ pub struct User {
 /// A request made by a server admin.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Admin(pub User);
-
-/// What `access_tokens` + `users` say about a token.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenOwner {
-    pub user_id: String,
-    pub admin: bool,
-    pub guest: bool,
-    pub locked: bool,
-    pub valid_until_ms: Option<i64>,
-}
 
 /// The token of a request, with Synapse's `get_access_token_from_request` errors.
 pub fn access_token(parts: &Parts) -> Result<String, ApiError> {
@@ -57,43 +47,6 @@ pub fn access_token(parts: &Parts) -> Result<String, ApiError> {
     }
 }
 
-/// Looks a token up; `None` if unknown (or its user is not in `users`).
-pub async fn lookup(db: &Db, token: &str) -> Result<Option<TokenOwner>, sqlx::Error> {
-    use sqlx::Row;
-    // Synapse joins access_tokens to users, so a token of an absent user is unknown.
-    const SQL_PG: &str = "SELECT u.name, u.admin::int8 AS admin, u.is_guest::int8 AS guest, \
-         u.locked, t.valid_until_ms FROM access_tokens t JOIN users u ON u.name = t.user_id \
-         WHERE t.token = $1";
-    const SQL_SQLITE: &str = "SELECT u.name, u.admin AS admin, u.is_guest AS guest, \
-         COALESCE(u.locked, 0) != 0 AS locked, t.valid_until_ms \
-         FROM access_tokens t JOIN users u ON u.name = t.user_id WHERE t.token = ?";
-    let row = match db {
-        Db::Postgres(pool) => sqlx::query(SQL_PG)
-            .bind(token)
-            .fetch_optional(pool)
-            .await?
-            .map(|r| TokenOwner {
-                user_id: r.get(0),
-                admin: r.get::<i64, _>(1) != 0,
-                guest: r.get::<i64, _>(2) != 0,
-                locked: r.get(3),
-                valid_until_ms: r.get(4),
-            }),
-        Db::Sqlite(pool) => sqlx::query(SQL_SQLITE)
-            .bind(token)
-            .fetch_optional(pool)
-            .await?
-            .map(|r| TokenOwner {
-                user_id: r.get(0),
-                admin: r.get::<i64, _>(1) != 0,
-                guest: r.get::<i64, _>(2) != 0,
-                locked: r.get(3),
-                valid_until_ms: r.get(4),
-            }),
-    };
-    Ok(row)
-}
-
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -109,22 +62,13 @@ pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<User, ApiEr
     if token.contains('\0') {
         return Err(ApiError::UnknownToken);
     }
-    let owner = lookup(&state.db, &token)
-        .await?
-        .ok_or(ApiError::UnknownToken)?;
-    if owner.valid_until_ms.is_some_and(|until| until < now_ms()) {
-        return Err(ApiError::ExpiredToken);
+    match token_owner(&state.db, &token, now_ms()).await? {
+        TokenOwner::Unknown => Err(ApiError::UnknownToken),
+        TokenOwner::Expired => Err(ApiError::ExpiredToken),
+        TokenOwner::Locked { .. } => Err(ApiError::UserLocked),
+        TokenOwner::Guest { .. } => Err(ApiError::GuestForbidden),
+        TokenOwner::User { user_id, admin } => Ok(User { user_id, admin }),
     }
-    if owner.locked {
-        return Err(ApiError::UserLocked);
-    }
-    if owner.guest {
-        return Err(ApiError::GuestForbidden);
-    }
-    Ok(User {
-        user_id: owner.user_id,
-        admin: owner.admin,
-    })
 }
 
 impl FromRequestParts<AppState> for User {

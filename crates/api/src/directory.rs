@@ -1,6 +1,11 @@
 //! `POST /_matrix/client/v3/user_directory/search` for any valid user token.
 
+use axum::extract::State;
 use serde_json::{Map, Value};
+
+use crate::auth::User;
+use crate::response::{JsonBody, JsonObject};
+use crate::state::AppState;
 
 use crate::error::ApiError;
 
@@ -52,6 +57,31 @@ fn python_int(v: &Value) -> Option<i64> {
         Value::String(s) => s.trim().replace('_', "").parse().ok(),
         _ => None,
     }
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    user: User,
+    JsonObject(body): JsonObject,
+) -> Result<JsonBody, ApiError> {
+    if !state.config.user_directory.enabled {
+        return Ok(JsonBody::ok(
+            serde_json::json!({"limited": false, "results": []}),
+        ));
+    }
+    let request = SearchRequest::parse(&body)?;
+    let response = updraft_homeserver::search::search_users(
+        &state.db,
+        &state.config,
+        &user.user_id,
+        &request.search_term,
+        request.limit,
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(JsonBody::ok(
+        serde_json::to_value(&response).map_err(ApiError::internal)?,
+    ))
 }
 
 #[cfg(test)]

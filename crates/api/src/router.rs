@@ -12,7 +12,7 @@ use axum::Router;
 
 use crate::error::{ApiError, MAX_BODY_BYTES};
 use crate::state::AppState;
-use crate::{background_updates as bg, metrics, rooms};
+use crate::{background_updates as bg, directory, metrics, rooms};
 
 /// Knobs of the HTTP layer.
 #[derive(Clone, Copy, Debug)]
@@ -54,6 +54,10 @@ pub fn router_with(state: AppState, options: RouterOptions) -> Router {
         )
         .route(&format!("{ADMIN}/rooms"), get(rooms::list_rooms))
         .route(&format!("{ADMIN}/rooms/{{room_id}}"), get(rooms::get_room))
+        .route(
+            "/_matrix/client/v3/user_directory/search",
+            post(directory::search),
+        )
         .route(
             &format!("{UPDRAFT}/background_updates/queue"),
             get(bg::queue),

@@ -367,6 +367,28 @@ updraft_testkit::both_engines! {
         assert!(queue_rows(&s.db).await.is_empty());
     }
 
+    async fn user_directory_search_errors_and_empty_answer(t) {
+        let s = TestServer::start(&t, BackgroundUpdatesConfig::default()).await;
+        let path = "/_matrix/client/v3/user_directory/search";
+        let body = Some(&br#"{"search_term": "ali"}"#[..]);
+        assert_eq!(raw(&s, "POST", path, None, body).await, (401, MISSING.to_owned()));
+        assert_eq!(raw(&s, "POST", path, Some(GUEST), body).await, (403, GUEST_BODY.to_owned()));
+        assert_eq!(raw(&s, "POST", path, Some(EXPIRED), body).await, (401, EXPIRED_BODY.to_owned()));
+        assert_eq!(raw(&s, "POST", path, Some(USER), Some(b"")).await, (400, NOT_JSON.to_owned()));
+        assert_eq!(raw(&s, "POST", path, Some(USER), Some(b"[1]")).await, (400, NOT_OBJECT.to_owned()));
+        assert_eq!(
+            raw(&s, "POST", path, Some(USER), Some(b"{}")).await,
+            (400, r#"{"errcode":"M_UNKNOWN","error":"`search_term` is required field"}"#.to_owned())
+        );
+        assert_eq!(raw(&s, "GET", path, Some(USER), None).await, (405, UNRECOGNIZED.to_owned()));
+        // Any valid user token (admin or not) may search; an empty directory finds nobody.
+        for token in [USER, ADMIN] {
+            assert_eq!(raw(&s, "POST", path, Some(token), body).await, (200, r#"{"limited":false,"results":[]}"#.to_owned()));
+        }
+        let found = s.client(USER).search_users("ali", Some(5)).await.unwrap();
+        assert!(!found.limited && found.results.is_empty());
+    }
+
     async fn metrics_and_health(t) {
         let s = TestServer::start(&t, BackgroundUpdatesConfig { sleep_enabled: false, ..Default::default() }).await;
         let admin = s.client(ADMIN);
