@@ -172,7 +172,7 @@ impl SynapseDb {
         run(Command::new(venv.bin("update_synapse_database"))
             .arg("--database-config")
             .arg(&db.config))?;
-        db.run_driver(venv, &[], None)
+        db.run_driver(venv, &[], &[], None)
             .context("running Synapse's own pending updates")?;
         Ok(db)
     }
@@ -267,6 +267,7 @@ impl SynapseDb {
         &self,
         venv: &Venv,
         jobs: &[&str],
+        finish: &[&str],
         max_batches: Option<u32>,
     ) -> anyhow::Result<Value> {
         let driver = self.dir.join("driver.py");
@@ -275,6 +276,9 @@ impl SynapseDb {
         cmd.arg(&driver).arg("--config").arg(&self.config);
         for job in jobs {
             cmd.args(["--queue", job]);
+        }
+        for job in finish {
+            cmd.args(["--finish", job]);
         }
         if let Some(n) = max_batches {
             cmd.args(["--max-batches", &n.to_string()]);

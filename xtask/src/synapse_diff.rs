@@ -228,7 +228,7 @@ pub fn run(args: DiffArgs) -> anyhow::Result<()> {
         for job in &jobs {
             let syn = base.copy(&format!("{}_{}_synapse_{job}", args.shape, args.seed))?;
             let ours = base.copy(&format!("{}_{}_updraft_{job}", args.shape, args.seed))?;
-            let s = syn.run_driver(&venv, &[job], None)?;
+            let s = syn.run_driver(&venv, &[job], &[], None)?;
             let synapse_secs = s["seconds"].as_f64().unwrap_or(f64::NAN);
             let updraft_secs = run_updraft(&bin, &ours, Some(job), &[])?;
             let d = diff(&syn, &ours)?;
@@ -245,13 +245,13 @@ pub fn run(args: DiffArgs) -> anyhow::Result<()> {
             if !args.no_handover {
                 // Synapse starts, updraft finishes.
                 let s2u = base.copy(&format!("{}_{}_s2u_{job}", args.shape, args.seed))?;
-                s2u.run_driver(&venv, &[job], Some(3))?;
+                s2u.run_driver(&venv, &[job], &[], Some(3))?;
                 run_updraft(&bin, &s2u, None, &[])?;
                 failures += report(&format!("{job} (Synapse->updraft)"), &diff(&syn, &s2u)?);
                 // updraft starts, Synapse finishes.
                 let u2s = base.copy(&format!("{}_{}_u2s_{job}", args.shape, args.seed))?;
                 run_updraft(&bin, &u2s, Some(job), &["--max-batches", "3"])?;
-                u2s.run_driver(&venv, &[], None)?;
+                u2s.run_driver(&venv, &[], &[job], None)?;
                 failures += report(&format!("{job} (updraft->Synapse)"), &diff(&syn, &u2s)?);
                 s2u.drop_database();
                 u2s.drop_database();
@@ -285,7 +285,7 @@ pub fn golden(seed: u64) -> anyhow::Result<()> {
     for engine in ["sqlite", "postgres"] {
         let base = seeded_synapse_db(&venv, &bin, engine, "tiny", seed)?;
         let syn = base.copy("tiny_golden")?;
-        syn.run_driver(&venv, JOBS, None)?;
+        syn.run_driver(&venv, JOBS, &[], None)?;
         let text = block_on(async {
             let db = Db::connect(&syn.url).await?;
             let d = dump::dump(&db).await?;

@@ -1,12 +1,15 @@
 """Drive Synapse's own background updater offline, for comparisons with updraft.
 
-Usage: python driver.py --config hs.yaml [--max-batches N] [--queue JOB]
+Usage: python driver.py --config hs.yaml [--max-batches N] [--queue JOB] [--finish JOB]
 
 Loads Synapse (the installed matrix-synapse package) against the configured
 database exactly as its `update_synapse_database` tool does, optionally queues a
 job with the rows its admin API inserts, then runs background updates with
 sleeping disabled: all of them, or at most N batches (to stop half-way for
-hand-over tests). Prints one JSON line: {"batches", "seconds", "done"}.
+hand-over tests). With --queue or --finish it stops once that job's rows
+are gone: Synapse queues unrelated updates of its own at startup (sliding
+sync tables) which need state groups a seeded world does not have.
+Prints one JSON line: {"batches", "seconds", "done"}.
 """
 
 import argparse
@@ -38,6 +41,7 @@ def main() -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--max-batches", type=int, default=None)
     parser.add_argument("--queue", action="append", default=[], choices=sorted(JOB_ROWS))
+    parser.add_argument("--finish", action="append", default=[], choices=sorted(JOB_ROWS))
     args = parser.parse_args()
 
     logging.basicConfig(
@@ -64,10 +68,25 @@ def main() -> None:
                     desc="driver_queue_job",
                 )
             updates = store.db_pool.updates
+            watched = [r[0] for job in args.queue + args.finish for r in JOB_ROWS[job]]
+
+            async def watched_pending() -> bool:
+                rows = await store.db_pool.simple_select_many_batch(
+                    table="background_updates",
+                    column="update_name",
+                    iterable=watched,
+                    retcols=("update_name",),
+                    desc="driver_pending",
+                )
+                return len(rows) > 0
+
             batches = 0
             done = False
             start = time.monotonic()
             while args.max_batches is None or batches < args.max_batches:
+                if watched and not await watched_pending():
+                    done = True
+                    break
                 if await updates.do_next_background_update(False):
                     done = True
                     break
