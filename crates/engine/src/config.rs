@@ -19,6 +19,10 @@ pub struct BackgroundUpdatesConfig {
     /// Beyond Synapse: keep a pause in the database so it survives restarts.
     /// Off by default for parity (Synapse's flag is memory-only).
     pub persist_pause: bool,
+    /// Beyond Synapse: how long (ms) a runner's lease on its database lasts
+    /// without renewal. Another process takes over this long after the
+    /// holder died. Renewed by every batch.
+    pub runner_lease_ms: u64,
 }
 
 impl Default for BackgroundUpdatesConfig {
@@ -30,6 +34,7 @@ impl Default for BackgroundUpdatesConfig {
             min_batch_size: 1,
             default_batch_size: 100,
             persist_pause: false,
+            runner_lease_ms: 30_000,
         }
     }
 }
@@ -47,5 +52,6 @@ mod tests {
         assert_eq!(c.min_batch_size, 1);
         assert_eq!(c.default_batch_size, 100);
         assert!(!c.persist_pause);
+        assert_eq!(c.runner_lease_ms, 30_000);
     }
 }

@@ -46,13 +46,16 @@ pub struct RunnerOptions {
 }
 
 impl RunnerOptions {
+    /// The real clock, the default controller, the configured lease and a
+    /// retry every quarter lease (at most 5 s).
     pub fn new(config: BackgroundUpdatesConfig) -> RunnerOptions {
+        let lease_ttl = Duration::from_millis(config.runner_lease_ms.max(1));
         RunnerOptions {
             config,
             clock: RealClock::shared(),
             controller: None,
-            lease_ttl: Duration::from_secs(30),
-            lease_retry: Duration::from_secs(5),
+            lease_ttl,
+            lease_retry: (lease_ttl / 4).min(Duration::from_secs(5)),
             only: None,
         }
     }
