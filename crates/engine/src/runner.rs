@@ -135,9 +135,7 @@ impl Runner {
         options: RunnerOptions,
     ) -> Result<Runner, EngineError> {
         let name = name.into();
-        for ddl in [lease::LEASE_TABLE_DDL, pause::PAUSE_TABLE_DDL] {
-            db.execute(ddl).await?;
-        }
+        create_own_tables(&db).await?;
         let paused = options.config.persist_pause && pause::is_paused(&db, &name).await?;
         let (state, reason) = if paused {
             transition(RunnerState::NotStarted, &Event::Pause { persisted: true })
@@ -910,6 +908,20 @@ impl Inner {
         }
         false
     }
+}
+
+/// The engine's own tables. Two processes creating one at the same instant
+/// on Postgres: the loser gets a duplicate error although the table exists.
+async fn create_own_tables(db: &Db) -> Result<(), EngineError> {
+    for ddl in [lease::LEASE_TABLE_DDL, pause::PAUSE_TABLE_DDL] {
+        match db.execute(ddl).await {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e))
+                if matches!(e.code().as_deref(), Some("23505") | Some("42P07")) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Synapse's status over several runners.
