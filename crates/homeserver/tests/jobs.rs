@@ -189,8 +189,11 @@ both_engines! {
         w.join("!far:other.org", "@x:other.org", Some("X")).await;
         let pos = (w.take_stream() - 1).to_string();
 
+        // Stale-profile marks: the remote user seen in a room is cleared, another is not.
+        w.exec("INSERT INTO user_directory_stale_remote_users VALUES ('@remote:other.org', 'other.org', 0, 0), ('@x:other.org', 'other.org', 0, 0)", &[]).await;
         start_job(&w.db, "regenerate_directory").await;
         let log = run_all(&w.db, &c, 100).await;
+        assert_eq!(w.rows("SELECT user_id FROM user_directory_stale_remote_users").await, strs(&[&["@x:other.org"]]));
         assert!(log.iter().all(|(_, r)| r.items() > 0));
 
         assert_eq!(w.rows("SELECT user_id, room_id, display_name, avatar_url FROM user_directory").await, strs(&[

@@ -201,6 +201,12 @@ impl BatchHandler for ProcessRooms {
         )
         .await?;
         let profiles = upsert_remote_profiles(tx).await?;
+        // As Synapse: a remote profile just written is no longer stale.
+        tx.execute(&format!(
+            "DELETE FROM user_directory_stale_remote_users
+             WHERE user_id IN (SELECT user_id FROM {MEMBERS_TABLE} WHERE NOT is_local)"
+        ))
+        .await?;
         write_search_rows(tx, &profiles, &known).await?;
         insert_room_sharing(tx).await?;
         delete_stage_rooms(tx, &room_ids).await?;
