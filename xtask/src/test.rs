@@ -22,7 +22,8 @@ pub struct TestArgs {
 
 pub fn run(args: TestArgs) -> anyhow::Result<()> {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo.args(["test", "--workspace"]);
+    // Every failure, not only the first test binary's: CI shows the whole picture.
+    cargo.args(["test", "--workspace", "--no-fail-fast"]);
     let mut _cluster = None;
     let mut test_args: Vec<String> = Vec::new();
     if args.sqlite_only {

@@ -58,7 +58,9 @@ pub async fn run(common: &CommonArgs, args: SeedArgs) -> anyhow::Result<ExitCode
             DbTarget::Sqlite(path) => path.parent().map(PathBuf::from).unwrap_or_default(),
             DbTarget::Postgres(_) => PathBuf::from("."),
         };
-        let id = updraft_workload::users::Population::new(&shape, args.seed, 0).appservice().id;
+        let id = updraft_workload::users::Population::new(&shape, args.seed, 0)
+            .appservice()
+            .id;
         Some(dir.join(format!("{id}.yaml")))
     });
     let opts = SeedOptions {
@@ -75,15 +77,30 @@ pub async fn run(common: &CommonArgs, args: SeedArgs) -> anyhow::Result<ExitCode
     } else {
         let rows: u64 = report.rows.values().sum();
         println!(
-            "seeded world {} (seed {}) into {target}: {} rooms, {} events, {rows} rows in {:.1} s ({:.0} rows/s)",
-            report.shape, report.seed, report.rooms, report.events, report.seconds, report.rows_per_second
+            "seeded world {} (seed {}) into {target}: {} rooms, {} events, {rows} rows in {:.1} s \
+             ({:.0} rows/s; generating {:.1} s, writing {:.1} s, overlapped)",
+            report.shape,
+            report.seed,
+            report.rooms,
+            report.events,
+            report.seconds,
+            report.rows_per_second,
+            report.generate_seconds,
+            report.write_seconds
         );
-        println!("admin: {}  access token: {}", report.admin_user_id, report.admin_access_token);
+        println!(
+            "admin: {}  access token: {}",
+            report.admin_user_id, report.admin_access_token
+        );
         for t in report.tokens.iter().filter(|t| t.role != "admin") {
             println!("{}: {}  access token: {}", t.role, t.user_id, t.token);
         }
         if let Some(path) = &report.appservice_file {
-            println!("appservice {} registration: {}", report.appservice_id, path.display());
+            println!(
+                "appservice {} registration: {}",
+                report.appservice_id,
+                path.display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -74,3 +74,184 @@ updraft_testkit::both_engines! {
         assert_eq!(queued(&opened.db).await, ["synapse_thing"]);
     }
 }
+
+/// Seeds a world (seed 7) into `url` through the real binary.
+fn seed(url: &str, shape: &str, config: &std::path::Path, appservice: &std::path::Path) {
+    let (code, out, err) = updraft(
+        url,
+        &[
+            "-c",
+            config.to_str().unwrap(),
+            "seed",
+            "--shape",
+            shape,
+            "--seed",
+            "7",
+            "--quiet",
+            "--appservice-file",
+            appservice.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "seed failed: {out}\n{err}");
+}
+
+/// Batches of one item (a target duration of 0 ms keeps every batch at
+/// `min_batch_size`), so a run is thousands of transactions long and batch
+/// boundaries are the same in every run; a short lease so a killed run's
+/// database is taken over quickly.
+const SMALL_BATCHES: &str = "server_name: example.org
+background_updates:
+  default_batch_size: 1
+  min_batch_size: 1
+  background_update_duration_ms: 0
+  runner_lease_ms: 50
+";
+
+/// The `small` world with 3,000 local users and rooms of at most 40 members:
+/// thousands of batches of a few milliseconds each, so random kills land all over the run
+/// (a 400-member private room would be one long batch that every kill hits).
+fn small_rooms_shape(dir: &std::path::Path) -> String {
+    let small = include_str!("../../../fixtures/worlds/small.toml");
+    assert!(small.contains("max_size = 500") && small.contains("local = 1000 "));
+    let path = dir.join("small-rooms.toml");
+    let shape = small
+        .replace("max_size = 500", "max_size = 40")
+        .replace("local = 1000 ", "local = 3000 ");
+    std::fs::write(&path, shape).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Queues both jobs, as `start_job` would.
+async fn queue_both_jobs(db: &updraft_engine::Db) {
+    for job in ["populate_stats_process_rooms", "regenerate_directory"] {
+        let rows: Vec<UpdateRow> = updraft_homeserver::jobs::job_rows(job)
+            .unwrap()
+            .into_iter()
+            .map(|r| UpdateRow::new(r.update_name, r.depends_on))
+            .collect();
+        queue::insert(db, &rows).await.unwrap();
+    }
+}
+
+/// The queue with each row's progress: it changes with every committed batch.
+async fn progress(db: &updraft_engine::Db) -> Vec<(String, String)> {
+    queue::list(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.update_name, r.progress_json))
+        .collect()
+}
+
+updraft_testkit::both_engines! {
+    async fn runs_killed_at_random_points_end_like_an_uninterrupted_one(t) {
+        let reference = updraft_testkit::TestDb::new(t.engine()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("homeserver.yaml");
+        std::fs::write(&config, SMALL_BATCHES).unwrap();
+        let appservice = dir.path().join("appservice.yaml");
+        let cfg = config.to_str().unwrap();
+        let shape = small_rooms_shape(dir.path());
+        let mut dbs = Vec::new();
+        for target in [&t, &reference] {
+            seed(&target.url(), &shape, &config, &appservice);
+            let opened = updraft_homeserver::open(&target.target, Default::default()).await.unwrap();
+            queue_both_jobs(&opened.db).await;
+            dbs.push(opened.db);
+        }
+        let (code, out, err) = updraft(&reference.url(), &["-c", cfg, "run", "--no-progress"]);
+        assert_eq!(code, 0, "{out}\n{err}");
+
+        // 20 runs, each SIGKILLed at a pseudo-random instant. A run first
+        // waits up to a lease (50 ms) for the killed one's lease to expire,
+        // then works: kills land up to ~150 ms into the work.
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let (mut killed_alive, mut killed_after_progress) = (0, 0);
+        for _ in 0..20 {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let delay = 80 + (state >> 33) % 150;
+            let before = progress(&dbs[0]).await;
+            let mut child = Command::new(env!("CARGO_BIN_EXE_updraft"))
+                .args(["--database-url", &t.url(), "-c", cfg, "run", "--no-progress"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+            let alive = child.try_wait().unwrap().is_none();
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            if alive {
+                killed_alive += 1;
+                if progress(&dbs[0]).await != before {
+                    killed_after_progress += 1;
+                }
+            }
+        }
+        assert_eq!(killed_alive, 20, "a run finished before its kill: the world is too small");
+        assert!(killed_after_progress >= 15, "only {killed_after_progress} of 20 kills came after some batches");
+        assert!(!queued(&dbs[0]).await.is_empty(), "the killed runs finished everything");
+        let (code, out, err) = updraft(&t.url(), &["-c", cfg, "run", "--no-progress"]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert!(queued(&dbs[0]).await.is_empty());
+        let got = updraft_homeserver::dump::dump(&dbs[0]).await.unwrap();
+        let want = updraft_homeserver::dump::dump(&dbs[1]).await.unwrap();
+        assert!(want["user_directory"].len() > 2500 && want["room_stats_current"].len() > 250);
+        assert_eq!(got, want);
+    }
+}
+
+/// Two `updraft run` processes on one PostgreSQL database: one runs, the
+/// other waits for the lease, and the result equals a single run's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_on_one_database_take_turns_postgres() {
+    let t = updraft_testkit::TestDb::postgres().await;
+    let reference = updraft_testkit::TestDb::postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("homeserver.yaml");
+    std::fs::write(&config, SMALL_BATCHES).unwrap();
+    let appservice = dir.path().join("appservice.yaml");
+    let cfg = config.to_str().unwrap();
+    let mut dbs = Vec::new();
+    for target in [&t, &reference] {
+        seed(&target.url(), "tiny", &config, &appservice);
+        let opened = updraft_homeserver::open(&target.target, Default::default())
+            .await
+            .unwrap();
+        queue_both_jobs(&opened.db).await;
+        dbs.push(opened.db);
+    }
+    let (code, _, _) = updraft(&reference.url(), &["-c", cfg, "run", "--no-progress"]);
+    assert_eq!(code, 0);
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_updraft"))
+            .args([
+                "--database-url",
+                &t.url(),
+                "-c",
+                cfg,
+                "run",
+                "--no-progress",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let logs: Vec<String> = [&a, &b]
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+        .collect();
+    assert!(a.status.success() && b.status.success(), "{logs:?}");
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("another runner holds this database")),
+        "neither run waited for the other: {logs:?}"
+    );
+    assert!(queued(&dbs[0]).await.is_empty());
+    let got = updraft_homeserver::dump::dump(&dbs[0]).await.unwrap();
+    let want = updraft_homeserver::dump::dump(&dbs[1]).await.unwrap();
+    assert_eq!(got, want);
+}

@@ -7,6 +7,7 @@
 pub mod appservice;
 pub mod auth;
 pub mod config;
+pub mod dump;
 pub mod events;
 pub mod info;
 pub mod jobs;

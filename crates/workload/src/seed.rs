@@ -47,6 +47,10 @@ pub struct SeedReport {
     /// Rows written per table.
     pub rows: BTreeMap<String, u64>,
     pub seconds: f64,
+    /// Time the generator spent building rows (hashing, signing), and the
+    /// writer spent in the database; they overlap, so each bounds `seconds`.
+    pub generate_seconds: f64,
+    pub write_seconds: f64,
     pub rows_per_second: f64,
     pub appservice_id: String,
     pub appservice_file: Option<PathBuf>,
@@ -86,18 +90,29 @@ pub async fn seed(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
     let progress_bar = bar.clone();
     let generator = std::thread::spawn(move || {
+        let began = Instant::now();
+        let mut waited = std::time::Duration::ZERO;
         let mut emit = |batch: Batch| {
-            tx.blocking_send(batch)
-                .map_err(|_| WorkloadError::GeneratorGone)
+            let t = Instant::now();
+            let sent = tx
+                .blocking_send(batch)
+                .map_err(|_| WorkloadError::GeneratorGone);
+            waited += t.elapsed();
+            sent
         };
         let mut progress = |users: u64, rooms: u64| progress_bar.set_position(users + rooms);
-        world.generate(&mut emit, &mut progress)
+        let summary = world.generate(&mut emit, &mut progress);
+        (
+            summary,
+            (began.elapsed().saturating_sub(waited)).as_secs_f64(),
+        )
     });
 
     let mut rows: BTreeMap<String, u64> = BTreeMap::new();
-    let written = write_all(db, &mut rx, &mut rows).await;
+    let mut write_seconds = 0.0;
+    let written = write_all(db, &mut rx, &mut rows, &mut write_seconds).await;
     drop(rx);
-    let summary = generator.join().map_err(|_| WorkloadError::GeneratorGone)?;
+    let (summary, generate_seconds) = generator.join().map_err(|_| WorkloadError::GeneratorGone)?;
     written?;
     let summary = summary?;
     bar.finish_and_clear();
@@ -142,6 +157,8 @@ pub async fn seed(
         last_stream_ordering: summary.last_stream,
         rows,
         seconds,
+        generate_seconds,
+        write_seconds,
         rows_per_second: total as f64 / seconds.max(1e-9),
         appservice_id: appservice.id,
         appservice_file: opts.appservice_file,
@@ -188,8 +205,10 @@ async fn write_all(
     db: &Db,
     rx: &mut tokio::sync::mpsc::Receiver<Batch>,
     rows: &mut BTreeMap<String, u64>,
+    busy: &mut f64,
 ) -> Result<(), WorkloadError> {
-    let mut count = |batch: &Batch| {
+    let mut count = |batch: &Batch, took: Instant| {
+        *busy += took.elapsed().as_secs_f64();
         for t in Table::ALL {
             *rows.entry(t.name().to_owned()).or_default() += batch.rows(t).len() as u64;
         }
@@ -205,10 +224,11 @@ async fn write_all(
                 .await?;
             let result = async {
                 while let Some(batch) = rx.recv().await {
+                    let took = Instant::now();
                     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
                     writer::write_sqlite(&mut tx, &batch).await?;
                     tx.commit().await?;
-                    count(&batch);
+                    count(&batch, took);
                 }
                 Ok::<(), WorkloadError>(())
             }
@@ -224,10 +244,11 @@ async fn write_all(
         Db::Postgres(pool) => {
             let mut conn = pool.acquire().await?;
             while let Some(batch) = rx.recv().await {
+                let took = Instant::now();
                 let mut tx = conn.begin().await?;
                 writer::write_postgres(&mut tx, &batch).await?;
                 tx.commit().await?;
-                count(&batch);
+                count(&batch, took);
             }
             Ok(())
         }
