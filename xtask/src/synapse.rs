@@ -96,6 +96,9 @@ pub struct SynapseDb {
     pg_name: Option<String>,
     server_name: String,
     app_service_files: Vec<PathBuf>,
+    /// Fixed batches of this size on both sides (hand-over tests): the
+    /// first batch and every later one, whatever the pace.
+    fixed_batch_size: Option<u64>,
 }
 
 /// The PostgreSQL server used for Synapse databases.
@@ -167,6 +170,7 @@ impl SynapseDb {
             pg_name,
             server_name: server_name.to_owned(),
             app_service_files: Vec::new(),
+            fixed_batch_size: None,
         };
         db.write_config()?;
         run(Command::new(venv.bin("update_synapse_database"))
@@ -200,9 +204,17 @@ impl SynapseDb {
                 .collect();
             format!("app_service_config_files:\n{}\n", files.join("\n"))
         };
+        // A target duration of 0 ms keeps every batch after the first at
+        // min_batch_size (Synapse and updraft alike).
+        let batches = match self.fixed_batch_size {
+            Some(n) => format!(
+                "  default_batch_size: {n}\n  min_batch_size: {n}\n  background_update_duration_ms: 0\n"
+            ),
+            None => String::new(),
+        };
         let text = format!(
             "server_name: {server}\nreport_stats: false\nsigning_key_path: {key}\nmedia_store_path: {media}\n\
-             database:\n{database}background_updates:\n  sleep_enabled: false\n{app_services}",
+             database:\n{database}background_updates:\n  sleep_enabled: false\n{batches}{app_services}",
             server = self.server_name,
             key = self.dir.join("signing.key").display(),
             media = self.dir.join("media").display(),
@@ -214,6 +226,12 @@ impl SynapseDb {
     /// Registers appservice files (written by `updraft seed`) with Synapse.
     pub fn set_app_services(&mut self, files: Vec<PathBuf>) -> anyhow::Result<()> {
         self.app_service_files = files;
+        self.write_config()
+    }
+
+    /// Every batch of `n` items, on Synapse's side and updraft's (both read this config).
+    pub fn set_fixed_batch_size(&mut self, n: u64) -> anyhow::Result<()> {
+        self.fixed_batch_size = Some(n);
         self.write_config()
     }
 
@@ -254,6 +272,7 @@ impl SynapseDb {
             pg_name,
             server_name: self.server_name.clone(),
             app_service_files: self.app_service_files.clone(),
+            fixed_batch_size: None,
         };
         copy.write_config()?;
         Ok(copy)

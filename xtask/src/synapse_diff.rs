@@ -96,6 +96,9 @@ pub fn seeded_synapse_db(
         &format!("{shape}_{seed}_base"),
         "example.org",
     )?;
+    // The appservice registration `seed` writes; Synapse and updraft both
+    // read it from the config (its users are excluded from the directory).
+    let appservice = dir.join("appservice.yaml");
     updraft(
         bin,
         &[
@@ -106,19 +109,12 @@ pub fn seeded_synapse_db(
             shape,
             "--seed",
             &seed.to_string(),
+            "--appservice-file",
+            appservice.to_str().context("non-UTF-8 path")?,
         ],
     )?;
-    // Appservice registrations written by `seed` beside the database.
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.contains("appservice") && n.ends_with(".yaml"))
-        })
-        .collect();
-    files.sort();
-    base.set_app_services(files)?;
+    anyhow::ensure!(appservice.exists(), "seed wrote no appservice registration");
+    base.set_app_services(vec![appservice])?;
     Ok(base)
 }
 
@@ -186,15 +182,20 @@ fn diff(
     })
 }
 
-fn report(label: &str, d: &BTreeMap<String, dump::TableDiff>) -> usize {
-    let mut bad = 0;
+/// Prints the comparison (a line per table, or one line in all when
+/// `per_table` is false and nothing differs) with examples of differences;
+/// returns the number of differences.
+fn report(label: &str, d: &BTreeMap<String, dump::TableDiff>, per_table: bool) -> usize {
+    let bad: usize = d.values().map(|t| t.missing.len() + t.extra.len()).sum();
+    if !per_table && bad == 0 {
+        let rows: usize = d.values().map(|t| t.compared).sum();
+        println!("  {label}: {rows} rows in {} tables, no differences", d.len());
+        return 0;
+    }
+    println!("  {label}:");
     for (table, t) in d {
         let n = t.missing.len() + t.extra.len();
-        bad += n;
-        println!(
-            "  {label:<28} {table:<32} rows {:>8}  differences {n}",
-            t.compared
-        );
+        println!("    {table:<32} rows {:>8}  differences {n}", t.compared);
         for m in t.missing.iter().take(3) {
             println!("      only in Synapse: {m}");
         }
@@ -203,6 +204,83 @@ fn report(label: &str, d: &BTreeMap<String, dump::TableDiff>) -> usize {
         }
     }
     bad
+}
+
+/// Batch size of the hand-over runs: small, so that a hand-over lands in
+/// the middle of an update.
+const HANDOVER_BATCH: u64 = 3;
+
+/// After how many batches the first updater stops. Stats: after 3 batches
+/// (9 rooms). Directory: in `process_rooms` (after createtables and 2 rooms)
+/// and in `process_users` (every room takes one batch of 3 events, as each
+/// room has more; then 2 batches of users).
+fn handover_points(base: &SynapseDb, job: &str) -> anyhow::Result<Vec<u32>> {
+    if job == "populate_stats_process_rooms" {
+        return Ok(vec![3]);
+    }
+    let rooms: i64 = block_on(async {
+        let db = Db::connect(&base.url).await?;
+        let n = db
+            .scalar_i64("SELECT COUNT(DISTINCT room_id) FROM current_state_events")
+            .await?;
+        db.close().await;
+        anyhow::Ok(n)
+    })?;
+    Ok(vec![3, rooms as u32 + 3])
+}
+
+/// Hand-over both ways at `after` batches: Synapse starts and updraft
+/// finishes, then updraft starts and Synapse finishes; each must equal the
+/// full Synapse run `syn`. Returns the number of differences.
+fn handover(
+    venv: &Venv,
+    bin: &Path,
+    base: &SynapseDb,
+    args: &DiffArgs,
+    job: &str,
+    after: u32,
+    syn: &SynapseDb,
+) -> anyhow::Result<usize> {
+    let mut failures = 0;
+    let name = |dir: &str| format!("{}_{}_{dir}_{after}_{job}", args.shape, args.seed);
+    let mut s2u = base.copy(&name("s2u"))?;
+    s2u.set_fixed_batch_size(HANDOVER_BATCH)?;
+    s2u.run_driver(venv, &[job], &[], Some(after))?;
+    let left = pending(&s2u)?;
+    run_updraft(bin, &s2u, None, &[])?;
+    failures += report(
+        &format!("hand-over: Synapse {after} batches, then updraft (handed {left})"),
+        &diff(syn, &s2u)?,
+        false,
+    );
+    let mut u2s = base.copy(&name("u2s"))?;
+    u2s.set_fixed_batch_size(HANDOVER_BATCH)?;
+    run_updraft(bin, &u2s, Some(job), &["--max-batches", &after.to_string()])?;
+    let left = pending(&u2s)?;
+    u2s.run_driver(venv, &[], &[job], None)?;
+    failures += report(
+        &format!("hand-over: updraft {after} batches, then Synapse (handed {left})"),
+        &diff(syn, &u2s)?,
+        false,
+    );
+    s2u.drop_database();
+    u2s.drop_database();
+    Ok(failures)
+}
+
+/// The queue as handed over: `name progress_json` of each row.
+fn pending(db: &SynapseDb) -> anyhow::Result<String> {
+    block_on(async {
+        let conn = Db::connect(&db.url).await?;
+        let rows = updraft_engine::queue::list(&conn).await?;
+        conn.close().await;
+        let rows: Vec<String> = rows
+            .iter()
+            .filter(|r| r.update_name.starts_with("populate_"))
+            .map(|r| format!("{} {}", r.update_name, r.progress_json))
+            .collect();
+        anyhow::Ok(if rows.is_empty() { "nothing".to_owned() } else { rows.join(", ") })
+    })
 }
 
 pub fn run(args: DiffArgs) -> anyhow::Result<()> {
@@ -232,7 +310,7 @@ pub fn run(args: DiffArgs) -> anyhow::Result<()> {
             let synapse_secs = s["seconds"].as_f64().unwrap_or(f64::NAN);
             let updraft_secs = run_updraft(&bin, &ours, Some(job), &[])?;
             let d = diff(&syn, &ours)?;
-            let bad = report(job, &d);
+            let bad = report(job, &d, true);
             failures += bad;
             summary.push((
                 job.to_string(),
@@ -243,18 +321,9 @@ pub fn run(args: DiffArgs) -> anyhow::Result<()> {
                 updraft_secs,
             ));
             if !args.no_handover {
-                // Synapse starts, updraft finishes.
-                let s2u = base.copy(&format!("{}_{}_s2u_{job}", args.shape, args.seed))?;
-                s2u.run_driver(&venv, &[job], &[], Some(3))?;
-                run_updraft(&bin, &s2u, None, &[])?;
-                failures += report(&format!("{job} (Synapse->updraft)"), &diff(&syn, &s2u)?);
-                // updraft starts, Synapse finishes.
-                let u2s = base.copy(&format!("{}_{}_u2s_{job}", args.shape, args.seed))?;
-                run_updraft(&bin, &u2s, Some(job), &["--max-batches", "3"])?;
-                u2s.run_driver(&venv, &[], &[job], None)?;
-                failures += report(&format!("{job} (updraft->Synapse)"), &diff(&syn, &u2s)?);
-                s2u.drop_database();
-                u2s.drop_database();
+                for after in handover_points(&base, job)? {
+                    failures += handover(&venv, &bin, &base, &args, job, after, &syn)?;
+                }
             }
             syn.drop_database();
             ours.drop_database();
@@ -292,10 +361,9 @@ pub fn golden(seed: u64) -> anyhow::Result<()> {
             db.close().await;
             anyhow::Ok(dump::to_text(&d))
         })?;
-        let path = workspace_root()
-            .join("fixtures")
-            .join("golden")
-            .join(format!("tiny-seed{seed}-{engine}.txt"));
+        let dir = workspace_root().join("fixtures").join("golden");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("tiny-seed{seed}-{engine}.txt"));
         std::fs::write(&path, text)?;
         println!("wrote {}", path.display());
         syn.drop_database();

@@ -29,6 +29,35 @@ pub struct RunArgs {
     /// Plain log lines instead of progress bars, even on a terminal.
     #[arg(long)]
     no_progress: bool,
+    /// Stop after N batches (each committed), leaving the rest queued with its
+    /// progress: for hand-over tests (another updater finishes the job).
+    #[arg(long, value_name = "N")]
+    max_batches: Option<u64>,
+}
+
+/// The controller of `--max-batches`: Synapse's default pacing without sleep;
+/// the batch after the last allowed one never starts (the runner is shut
+/// down while it waits here).
+struct BatchLimit {
+    config: updraft_engine::BackgroundUpdatesConfig,
+    left: std::sync::atomic::AtomicU64,
+    reached: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl updraft_engine::Controller for BatchLimit {
+    async fn on_update(&self, _update: &str, _database: &str, _oneshot: bool) -> f64 {
+        use std::sync::atomic::Ordering;
+        let allowed = self
+            .left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if !allowed {
+            self.reached.notify_one();
+            std::future::pending::<()>().await;
+        }
+        self.config.background_update_duration_ms as f64
+    }
 }
 
 /// Exit code when some selected updates could not finish (blocked, aborted).
@@ -91,11 +120,20 @@ pub async fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<ExitCode>
         selected.iter().cloned().collect::<Vec<_>>().join(", ")
     );
 
-    let updater = Updater::builder(config.background_updates.clone())
+    let limit = args.max_batches.map(|n| {
+        std::sync::Arc::new(BatchLimit {
+            config: config.background_updates.clone(),
+            left: n.into(),
+            reached: tokio::sync::Notify::new(),
+        })
+    });
+    let mut builder = Updater::builder(config.background_updates.clone())
         .only(selected.iter().cloned())
-        .database(MAIN_DATABASE, opened.db.clone(), registry)
-        .build()
-        .await?;
+        .database(MAIN_DATABASE, opened.db.clone(), registry);
+    if let Some(limit) = &limit {
+        builder.register_controller(limit.clone());
+    }
+    let updater = builder.build().await?;
     let runner = updater
         .runner(MAIN_DATABASE)
         .expect("the runner just added")
@@ -109,9 +147,22 @@ pub async fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<ExitCode>
     let stopped = runner.wait_stopped();
     tokio::pin!(stopped);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let limit_reached = async {
+        match &limit {
+            Some(l) => l.reached.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(limit_reached);
+    let mut limited = false;
     loop {
         tokio::select! {
             _ = &mut stopped => break,
+            _ = &mut limit_reached, if !limited => {
+                limited = true;
+                let u = updater.clone();
+                tokio::spawn(async move { u.shutdown().await });
+            }
             _ = &mut ctrl_c, if !interrupted => {
                 interrupted = true;
                 display.line("interrupted: finishing the current batch (Ctrl-C again to abort)");
@@ -154,6 +205,11 @@ pub async fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<ExitCode>
         unfinished.len(),
         unfinished.join(", ")
     );
+    if limited {
+        let n = args.max_batches.unwrap_or_default();
+        println!("stopped after {n} batch(es) (--max-batches); the rest stays queued with its progress");
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("runner {}: {}", status.state.name(), status.reason);
     if let Some(e) = &status.last_error {
         println!("last error ({}): {}", e.update, e.message);

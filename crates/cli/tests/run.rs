@@ -255,3 +255,38 @@ async fn two_runs_on_one_database_take_turns_postgres() {
     let want = updraft_homeserver::dump::dump(&dbs[1]).await.unwrap();
     assert_eq!(got, want);
 }
+
+updraft_testkit::both_engines! {
+    async fn max_batches_stops_after_that_many_committed_batches(t) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("homeserver.yaml");
+        std::fs::write(&config, SMALL_BATCHES).unwrap();
+        let appservice = dir.path().join("appservice.yaml");
+        let cfg = config.to_str().unwrap();
+        seed(&t.url(), "tiny", &config, &appservice);
+        let opened = updraft_homeserver::open(&t.target, Default::default()).await.unwrap();
+        queue_both_jobs(&opened.db).await;
+        // One room per batch: 5 batches of the stats job (first in the queue).
+        let (code, out, err) = updraft(&t.url(), &["-c", cfg, "run", "--no-progress", "--max-batches", "5"]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert!(out.contains("stopped after 5 batch(es) (--max-batches)"), "{out}");
+        let rooms: Vec<String> = match &opened.db {
+            updraft_engine::Db::Sqlite(p) => sqlx::query_scalar("SELECT DISTINCT room_id FROM current_state_events ORDER BY room_id").fetch_all(p).await.unwrap(),
+            updraft_engine::Db::Postgres(p) => sqlx::query_scalar("SELECT DISTINCT room_id FROM current_state_events ORDER BY room_id").fetch_all(p).await.unwrap(),
+        };
+        let stats = progress(&opened.db).await;
+        assert_eq!(stats[0], (
+            "populate_stats_process_rooms".to_owned(),
+            serde_json::json!({"last_room_id": rooms[4]}).to_string(),
+        ));
+        assert_eq!(stats.len(), 5);
+        let written = updraft_homeserver::dump::dump(&opened.db).await.unwrap();
+        assert_eq!(written["room_stats_current"].len(), 5);
+        // The rest finishes from there.
+        let (code, out, _) = updraft(&t.url(), &["-c", cfg, "run", "--no-progress"]);
+        assert_eq!(code, 0, "{out}");
+        assert!(queued(&opened.db).await.is_empty());
+        let written = updraft_homeserver::dump::dump(&opened.db).await.unwrap();
+        assert_eq!(written["room_stats_current"].len(), rooms.len());
+    }
+}

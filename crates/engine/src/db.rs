@@ -273,10 +273,15 @@ impl Db {
 
     /// Counts rows of a table (the name is trusted: callers pass constants).
     pub async fn count_rows(&self, table: &str) -> Result<i64, sqlx::Error> {
-        let sql = format!("SELECT COUNT(*) FROM {table}");
+        self.scalar_i64(&format!("SELECT COUNT(*) FROM {table}"))
+            .await
+    }
+
+    /// The one integer a query without bind parameters returns.
+    pub async fn scalar_i64(&self, sql: &str) -> Result<i64, sqlx::Error> {
         Ok(match self {
-            Db::Sqlite(pool) => sqlx::query_scalar(&sql).fetch_one(pool).await?,
-            Db::Postgres(pool) => sqlx::query_scalar(&sql).fetch_one(pool).await?,
+            Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
+            Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
         })
     }
 
