@@ -189,7 +189,10 @@ fn report(label: &str, d: &BTreeMap<String, dump::TableDiff>, per_table: bool) -
     let bad: usize = d.values().map(|t| t.missing.len() + t.extra.len()).sum();
     if !per_table && bad == 0 {
         let rows: usize = d.values().map(|t| t.compared).sum();
-        println!("  {label}: {rows} rows in {} tables, no differences", d.len());
+        println!(
+            "  {label}: {rows} rows in {} tables, no differences",
+            d.len()
+        );
         return 0;
     }
     println!("  {label}:");
@@ -279,7 +282,11 @@ fn pending(db: &SynapseDb) -> anyhow::Result<String> {
             .filter(|r| r.update_name.starts_with("populate_"))
             .map(|r| format!("{} {}", r.update_name, r.progress_json))
             .collect();
-        anyhow::Ok(if rows.is_empty() { "nothing".to_owned() } else { rows.join(", ") })
+        anyhow::Ok(if rows.is_empty() {
+            "nothing".to_owned()
+        } else {
+            rows.join(", ")
+        })
     })
 }
 

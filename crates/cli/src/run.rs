@@ -207,7 +207,9 @@ pub async fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<ExitCode>
     );
     if limited {
         let n = args.max_batches.unwrap_or_default();
-        println!("stopped after {n} batch(es) (--max-batches); the rest stays queued with its progress");
+        println!(
+            "stopped after {n} batch(es) (--max-batches); the rest stays queued with its progress"
+        );
         return Ok(ExitCode::SUCCESS);
     }
     println!("runner {}: {}", status.state.name(), status.reason);

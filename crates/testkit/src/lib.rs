@@ -6,6 +6,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`. `cargo xtask test` sets the
 //! variable, starting a throwaway cluster when no server is reachable.
 
+pub mod runner_ops;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
