@@ -137,7 +137,17 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(error = %detail, "request failed");
         }
-        JsonBody::with_style(self.status(), self.body(), Style::Canonical).into_response()
+        let mut response =
+            JsonBody::with_style(self.status(), self.body(), Style::Canonical).into_response();
+        if matches!(self, ApiError::TooLarge) {
+            // The body was not read: the connection cannot carry another
+            // request, so say so rather than let a client reuse it.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 

@@ -328,6 +328,8 @@ updraft_testkit::both_engines! {
             let sent = s.http.post(s.url(START)).bearer_auth(token.unwrap_or("")).body(huge.clone()).send().await;
             if let Ok(resp) = sent {
                 assert_eq!(resp.status().as_u16(), 413);
+                // The unread body ends the connection: no client may reuse it.
+                assert_eq!(resp.headers().get("connection").map(|v| v.to_str().unwrap()), Some("close"));
                 assert_eq!(resp.text().await.unwrap(), r#"{"errcode":"M_TOO_LARGE","error":"Request content is too large (>1048576)"}"#);
             }
         }

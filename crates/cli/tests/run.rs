@@ -201,10 +201,12 @@ updraft_testkit::both_engines! {
     }
 }
 
-/// Two `updraft run` processes on one PostgreSQL database: one runs, the
-/// other waits for the lease, and the result equals a single run's.
+/// Two `updraft run` processes on one PostgreSQL database: the second starts
+/// while the first is running batches, waits for the lease, and the result
+/// equals a single run's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runs_on_one_database_take_turns_postgres() {
+    use std::io::BufRead;
     let t = updraft_testkit::TestDb::postgres().await;
     let reference = updraft_testkit::TestDb::postgres().await;
     let dir = tempfile::tempdir().unwrap();
@@ -212,9 +214,11 @@ async fn two_runs_on_one_database_take_turns_postgres() {
     std::fs::write(&config, SMALL_BATCHES).unwrap();
     let appservice = dir.path().join("appservice.yaml");
     let cfg = config.to_str().unwrap();
+    // Thousands of short batches: the first run is still busy when the second starts.
+    let shape = small_rooms_shape(dir.path());
     let mut dbs = Vec::new();
     for target in [&t, &reference] {
-        seed(&target.url(), "tiny", &config, &appservice);
+        seed(&target.url(), &shape, &config, &appservice);
         let opened = updraft_homeserver::open(&target.target, Default::default())
             .await
             .unwrap();
@@ -238,17 +242,30 @@ async fn two_runs_on_one_database_take_turns_postgres() {
             .spawn()
             .unwrap()
     };
-    let (a, b) = (spawn(), spawn());
+    let mut a = spawn();
+    // Start the second run once the first has begun an update.
+    let mut a_out = std::io::BufReader::new(a.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("running:") {
+        let mut line = String::new();
+        assert!(
+            a_out.read_line(&mut line).unwrap() > 0,
+            "first run ended early: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    let rest = std::thread::spawn(move || std::io::read_to_string(a_out).unwrap());
+    let b = spawn();
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    seen.push_str(&rest.join().unwrap());
     let logs: Vec<String> = [&a, &b]
         .iter()
         .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
         .collect();
-    assert!(a.status.success() && b.status.success(), "{logs:?}");
+    assert!(a.status.success() && b.status.success(), "{seen}\n{logs:?}");
     assert!(
-        logs.iter()
-            .any(|l| l.contains("another runner holds this database")),
-        "neither run waited for the other: {logs:?}"
+        logs[1].contains("another runner holds this database"),
+        "the second run did not wait for the first: {logs:?}"
     );
     assert!(queued(&dbs[0]).await.is_empty());
     let got = updraft_homeserver::dump::dump(&dbs[0]).await.unwrap();
