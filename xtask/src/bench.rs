@@ -263,11 +263,7 @@ fn config_for(c: &Cached) -> Config {
 }
 
 fn rows_for(job: &str) -> Vec<UpdateRow> {
-    updraft_homeserver::jobs::job_rows(job)
-        .expect("known job")
-        .into_iter()
-        .map(|r| UpdateRow::new(r.update_name, r.depends_on))
-        .collect()
+    updraft_homeserver::jobs::job_rows(job).expect("known job")
 }
 
 async fn open(target: &DbTarget) -> anyhow::Result<Db> {

@@ -4,7 +4,7 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use serde_json::{json, Value};
-use updraft_engine::{EngineError, UpdateRow, MAIN_DATABASE};
+use updraft_engine::{EngineError, MAIN_DATABASE};
 use updraft_homeserver::jobs::job_rows;
 
 use crate::auth::Admin;
@@ -54,16 +54,7 @@ pub async fn start_job(
     };
     // Synapse compares with `==`, so a non-string name is simply not a known job.
     let name = job_name.as_str().unwrap_or("");
-    let rows: Vec<UpdateRow> = job_rows(name)
-        .ok_or_else(|| ApiError::BadRequest("Invalid job_name".to_owned()))?
-        .into_iter()
-        .map(|r| UpdateRow {
-            update_name: r.update_name.to_owned(),
-            progress_json: r.progress_json.to_owned(),
-            depends_on: Some(r.depends_on.to_owned()),
-            ordering: 0,
-        })
-        .collect();
+    let rows = job_rows(name).ok_or_else(|| ApiError::BadRequest("Invalid job_name".to_owned()))?;
     match state.updater.start_job_rows(MAIN_DATABASE, &rows).await {
         Ok(()) => Ok(JsonBody::ok(json!({}))),
         Err(EngineError::AlreadyQueued(_)) => Err(ApiError::BadRequest(format!(

@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use updraft_engine::{queue, Engine, UpdateRow};
+use updraft_engine::{queue, Engine};
 use updraft_homeserver::dump;
 
 fn updraft(args: &[&str]) {
@@ -43,11 +43,7 @@ updraft_testkit::both_engines! {
             "--appservice-file", appservice.to_str().unwrap()]].concat());
         let opened = updraft_homeserver::open(&t.target, Default::default()).await.unwrap();
         for job in ["populate_stats_process_rooms", "regenerate_directory"] {
-            let rows: Vec<UpdateRow> = updraft_homeserver::jobs::job_rows(job)
-                .unwrap()
-                .into_iter()
-                .map(|r| UpdateRow::new(r.update_name, r.depends_on))
-                .collect();
+            let rows = updraft_homeserver::jobs::job_rows(job).unwrap();
             queue::insert(&opened.db, &rows).await.unwrap();
         }
         updraft(&[&common[..], &["run", "--no-progress"]].concat());

@@ -124,11 +124,7 @@ fn small_rooms_shape(dir: &std::path::Path) -> String {
 /// Queues both jobs, as `start_job` would.
 async fn queue_both_jobs(db: &updraft_engine::Db) {
     for job in ["populate_stats_process_rooms", "regenerate_directory"] {
-        let rows: Vec<UpdateRow> = updraft_homeserver::jobs::job_rows(job)
-            .unwrap()
-            .into_iter()
-            .map(|r| UpdateRow::new(r.update_name, r.depends_on))
-            .collect();
+        let rows = updraft_homeserver::jobs::job_rows(job).unwrap();
         queue::insert(db, &rows).await.unwrap();
     }
 }

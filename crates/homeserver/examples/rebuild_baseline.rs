@@ -11,7 +11,6 @@
 
 use std::time::{Duration, Instant};
 
-use updraft_engine::queue::UpdateRow;
 use updraft_engine::{BackgroundUpdatesConfig, Db, DbTarget, Updater};
 use updraft_homeserver::jobs::{job_rows, rebuild_directory_one_shot, registry};
 use updraft_homeserver::Config;
@@ -84,11 +83,7 @@ async fn main() -> Result<(), Error> {
         .database("master", db.clone(), registry(&config))
         .build()
         .await?;
-    let rows: Vec<UpdateRow> = job_rows("regenerate_directory")
-        .expect("known job")
-        .into_iter()
-        .map(|r| UpdateRow::new(r.update_name, r.depends_on))
-        .collect();
+    let rows = job_rows("regenerate_directory").expect("known job");
     let started = Instant::now();
     updater.start_job_rows("master", &rows).await?;
     updater.start();

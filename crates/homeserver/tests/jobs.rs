@@ -242,6 +242,30 @@ both_engines! {
         assert!(!tables.iter().any(|t| t.starts_with("_temp_populate_user_directory")), "{tables:?}");
     }
 
+    async fn directory_batch_of_only_app_service_users(t) {
+        // One user per batch: some process_users batches hold nothing but
+        // excluded app-service users (an empty list to look up, on both engines).
+        let w = World::new(&t).await;
+        for u in ["@alice:hs.test", "@bridgebot:hs.test", "@irc_a:hs.test", "@irc_b:hs.test", "@zed:hs.test"] {
+            w.user(u, UserOpts::default()).await;
+        }
+        w.profile("@zed:hs.test", Some("Zed"), None).await;
+        let dir = tempfile::tempdir().unwrap();
+        let reg = dir.path().join("as.yaml");
+        std::fs::write(&reg, "id: irc\nas_token: a\nhs_token: h\nurl: null\nsender_localpart: bridgebot\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@irc_.*'\n").unwrap();
+        let mut c = config();
+        c.app_service_config_files = vec![reg];
+        start_job(&w.db, "regenerate_directory").await;
+        let log = run_all(&w.db, &c, 1).await;
+        let users: Vec<u64> = log.iter().filter(|(u, _)| u == "populate_user_directory_process_users").map(|(_, r)| r.items()).collect();
+        assert_eq!(users, [1, 1, 1, 1, 1, 1], "five users one by one, then the end");
+        assert_eq!(w.rows("SELECT user_id, display_name FROM user_directory").await, strs(&[
+            &["@alice:hs.test", "NULL"],
+            &["@zed:hs.test", "Zed"],
+        ]));
+        assert_eq!(w.rows("SELECT user_id FROM user_directory_search").await, strs(&[&["@alice:hs.test"], &["@zed:hs.test"]]));
+    }
+
     async fn directory_progress_json_is_synapses(t) {
         let mut w = World::new(&t).await;
         for u in ["@a:hs.test", "@b:hs.test", "@c:hs.test", "@d:hs.test", "@e:hs.test"] {

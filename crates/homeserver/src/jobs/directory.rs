@@ -197,7 +197,7 @@ impl BatchHandler for ProcessRooms {
         let known = already_listed(
             tx,
             &format!("SELECT DISTINCT m.user_id FROM {MEMBERS_TABLE} m JOIN user_directory d ON d.user_id = m.user_id WHERE NOT m.is_local"),
-            &[],
+            None,
         )
         .await?;
         let profiles = upsert_remote_profiles(tx).await?;
@@ -497,24 +497,25 @@ async fn insert_room_sharing(tx: &mut DbTx) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Users (of a query's single column, optionally over a bound list) that
-/// already have a directory row, hence a search row to replace.
+/// Users (of a query's single column, over the bound list if the query
+/// takes one, even an empty one) that already have a directory row, hence a
+/// search row to replace.
 async fn already_listed(
     tx: &mut DbTx,
     sql: &str,
-    list: &[String],
+    list: Option<&[String]>,
 ) -> Result<Vec<String>, sqlx::Error> {
     match tx {
         DbTx::Sqlite(tx) => {
             let mut q = sqlx::query_scalar(sql);
-            if !list.is_empty() {
+            if let Some(list) = list {
                 q = q.bind(sql::list_param_sqlite(list));
             }
             q.fetch_all(&mut **tx).await
         }
         DbTx::Postgres(tx) => {
             let mut q = sqlx::query_scalar(sql);
-            if !list.is_empty() {
+            if let Some(list) = list {
                 q = q.bind(sql::list_param_pg(list));
             }
             q.fetch_all(&mut **tx).await
@@ -645,7 +646,7 @@ impl BatchHandler for ProcessUsers {
             DbTx::Sqlite(_) => "SELECT user_id FROM user_directory WHERE user_id IN (SELECT value FROM json_each(?1))",
             DbTx::Postgres(_) => "SELECT user_id FROM user_directory WHERE user_id = ANY($1)",
         };
-        let known = already_listed(tx, known, &candidates).await?;
+        let known = already_listed(tx, known, Some(&candidates)).await?;
         let rows = upsert_local_profiles(tx, &candidates).await?;
         write_search_rows(tx, &rows, &known).await?;
         Ok(BatchResult::Progress {

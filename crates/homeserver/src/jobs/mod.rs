@@ -9,7 +9,7 @@ pub mod stats;
 use std::sync::Arc;
 
 use sqlx::Row;
-use updraft_engine::{Db, DbTx, Registry};
+use updraft_engine::{Db, DbTx, Registry, UpdateRow};
 
 use crate::appservice::{AppServiceError, AppServices};
 use crate::config::Config;
@@ -22,23 +22,11 @@ pub use stats::POPULATE_STATS;
 /// The job that rebuilds the user directory (four chained updates).
 pub const REGENERATE_DIRECTORY: &str = "regenerate_directory";
 
-/// One row of `background_updates` a job inserts.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QueueRow {
-    pub update_name: &'static str,
-    pub progress_json: &'static str,
-    pub depends_on: &'static str,
-}
-
 /// The rows `start_job` inserts for a job name (SEMANTICS §5), or `None`
-/// for an unknown job. `depends_on` is the empty string, not NULL, for the
-/// first update, as Synapse writes it.
-pub fn job_rows(job_name: &str) -> Option<Vec<QueueRow>> {
-    let row = |update_name, depends_on| QueueRow {
-        update_name,
-        progress_json: "{}",
-        depends_on,
-    };
+/// for an unknown job: progress `{}`, ordering 0, and `depends_on` the empty
+/// string, not NULL, for the first update, as Synapse writes them.
+pub fn job_rows(job_name: &str) -> Option<Vec<UpdateRow>> {
+    let row = UpdateRow::new;
     match job_name {
         POPULATE_STATS => Some(vec![row(POPULATE_STATS, "")]),
         REGENERATE_DIRECTORY => Some(vec![
@@ -179,10 +167,14 @@ mod tests {
     fn job_rows_match_synapse_start_job() {
         let stats = job_rows("populate_stats_process_rooms").unwrap();
         assert_eq!(stats.len(), 1);
-        assert_eq!(stats[0].depends_on, "");
+        assert_eq!(stats[0].depends_on.as_deref(), Some(""));
+        assert_eq!(stats[0].ordering, 0);
         assert_eq!(stats[0].progress_json, "{}");
         let dir = job_rows("regenerate_directory").unwrap();
-        let chain: Vec<_> = dir.iter().map(|r| (r.update_name, r.depends_on)).collect();
+        let chain: Vec<_> = dir
+            .iter()
+            .map(|r| (r.update_name.as_str(), r.depends_on.as_deref().unwrap()))
+            .collect();
         assert_eq!(
             chain,
             vec![
@@ -212,7 +204,7 @@ mod tests {
             .into_iter()
             .chain(job_rows(REGENERATE_DIRECTORY).unwrap())
         {
-            assert!(r.get(row.update_name).is_some(), "{}", row.update_name);
+            assert!(r.get(&row.update_name).is_some(), "{}", row.update_name);
         }
     }
 }

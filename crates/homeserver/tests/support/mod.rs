@@ -322,29 +322,11 @@ pub fn event_id(event: &Value) -> String {
     )
 }
 
-/// Inserts a job's queue rows.
+/// Inserts a job's queue rows, as `start_job` does.
 pub async fn start_job(db: &Db, job: &str) {
-    for row in job_rows(job).unwrap() {
-        let sql = "INSERT INTO background_updates (update_name, progress_json, depends_on) VALUES ($1, $2, $3)";
-        match db {
-            Db::Sqlite(pool) => sqlx::query(sql)
-                .bind(row.update_name)
-                .bind(row.progress_json)
-                .bind(row.depends_on)
-                .execute(pool)
-                .await
-                .map(|_| ())
-                .unwrap(),
-            Db::Postgres(pool) => sqlx::query(sql)
-                .bind(row.update_name)
-                .bind(row.progress_json)
-                .bind(row.depends_on)
-                .execute(pool)
-                .await
-                .map(|_| ())
-                .unwrap(),
-        };
-    }
+    updraft_engine::queue::insert(db, &job_rows(job).unwrap())
+        .await
+        .expect("insert job rows");
 }
 
 /// The saved progress of an update, if its row exists.
