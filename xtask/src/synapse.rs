@@ -190,7 +190,7 @@ impl SynapseDb {
             (Some(db), _) => {
                 let (user, host, port) = pg_base(&postgres_admin_url());
                 format!(
-                    "  name: psycopg2\n  args:\n    user: {user}\n    database: {db}\n    host: {host}\n    port: {port}\n    cp_min: 1\n    cp_max: 2\n"
+                    "  name: psycopg2\n  args:\n    user: {user}\n    database: {db}\n    host: {host}\n    port: {port}\n"
                 )
             }
         };
