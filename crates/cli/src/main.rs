@@ -6,6 +6,7 @@ mod info;
 mod run;
 mod seed;
 mod serve;
+mod start_job;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,8 @@ enum Command {
     Seed(seed::SeedArgs),
     /// Change a seeded world as a homeserver would, leaving the derived tables stale; prints JSON.
     Drift(drift::DriftArgs),
+    /// Queue a job (populate_stats_process_rooms, regenerate_directory) as the admin API's start_job does.
+    StartJob(start_job::StartJobArgs),
     /// Serve the HTTP API (Synapse's admin endpoints, search, /metrics) and run the background updates.
     Serve(serve::ServeArgs),
     /// Recompute the expected stats and directory and diff them against the tables (exit 1 on drift).
@@ -46,6 +49,7 @@ async fn main() -> std::process::ExitCode {
         Command::Run(args) => run::run(&cli.common, args).await,
         Command::Seed(args) => seed::run(&cli.common, args).await,
         Command::Drift(args) => drift::run(&cli.common, args).await,
+        Command::StartJob(args) => start_job::run(&cli.common, args).await,
         Command::Serve(args) => serve::run(&cli.common, args).await,
         Command::Verify(args) => verify::run(&cli.common, args).await,
     };

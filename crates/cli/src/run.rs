@@ -229,6 +229,8 @@ struct Display {
     bars: Option<MultiProgress>,
     current: Option<(String, Option<ProgressBar>)>,
     last_log: Instant,
+    /// The item count last logged, and since when it has not moved.
+    logged_items: (u64, Instant),
     last_estimate: Instant,
     last_reason: String,
 }
@@ -239,6 +241,7 @@ impl Display {
             bars: terminal.then(MultiProgress::new),
             current: None,
             last_log: Instant::now(),
+            logged_items: (0, Instant::now()),
             last_estimate: Instant::now() - Duration::from_secs(10),
             last_reason: String::new(),
         }
@@ -297,12 +300,27 @@ impl Display {
         match &self.current {
             Some((_, Some(bar))) => bar.set_position(c.total_item_count),
             _ => {
-                if self.last_log.elapsed() >= Duration::from_secs(5) {
+                // A line every 5 s while items move; during one long batch,
+                // a line every 30 s saying so.
+                let (logged, since) = self.logged_items;
+                let moved = c.total_item_count != logged;
+                let every = if moved { 5 } else { 30 };
+                if self.last_log.elapsed() >= Duration::from_secs(every) {
                     self.last_log = Instant::now();
-                    eprintln!(
-                        "{}: {} items in {:.0} ms",
-                        c.name, c.total_item_count, c.total_duration_ms
-                    );
+                    if moved {
+                        self.logged_items = (c.total_item_count, Instant::now());
+                        eprintln!(
+                            "{}: {} items in {:.0} ms",
+                            c.name, c.total_item_count, c.total_duration_ms
+                        );
+                    } else {
+                        eprintln!(
+                            "{}: {} items; no batch has finished for {} s",
+                            c.name,
+                            c.total_item_count,
+                            since.elapsed().as_secs()
+                        );
+                    }
                 }
             }
         }

@@ -62,6 +62,38 @@ updraft_testkit::both_engines! {
         assert_eq!(queued(&opened.db).await.len(), 2);
     }
 
+    async fn start_job_queues_what_the_admin_api_queues(t) {
+        let opened = updraft_homeserver::open(&t.target, Default::default()).await.unwrap();
+        let (code, out, err) = updraft(&t.url(), &["start-job", "regenerate_directory"]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert_eq!(out.lines().collect::<Vec<_>>(), [
+            "queued populate_user_directory_createtables",
+            "queued populate_user_directory_process_rooms",
+            "queued populate_user_directory_process_users",
+            "queued populate_user_directory_cleanup",
+        ]);
+        // The queue lists by (ordering, update_name).
+        let rows = queue::list(&opened.db).await.unwrap();
+        let mut want = updraft_homeserver::jobs::job_rows("regenerate_directory").unwrap();
+        want.sort_by(|a, b| a.update_name.cmp(&b.update_name));
+        assert_eq!(rows, want);
+        // Again: Synapse's message, nothing inserted.
+        let (code, _, err) = updraft(&t.url(), &["start-job", "regenerate_directory"]);
+        assert_eq!(code, 1);
+        assert_eq!(err.trim(), "Job regenerate_directory is already in queue of background updates.");
+        let (code, _, err) = updraft(&t.url(), &["start-job", "rebuild_everything"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("Invalid job_name \"rebuild_everything\""), "{err}");
+        assert_eq!(queue::list(&opened.db).await.unwrap(), rows);
+        // `updraft run` then runs it.
+        let (code, out, _) = updraft(&t.url(), &["start-job", "populate_stats_process_rooms"]);
+        assert_eq!((code, out.trim()), (0, "queued populate_stats_process_rooms"));
+        let (code, out, err) = updraft(&t.url(), &["run", "--no-progress"]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert!(out.contains("all 5 selected update(s) finished"), "{out}");
+        assert!(queued(&opened.db).await.is_empty());
+    }
+
     async fn only_refuses_names_it_cannot_run(t) {
         let opened = updraft_homeserver::open(&t.target, Default::default()).await.unwrap();
         queue::insert(&opened.db, &[UpdateRow::new("synapse_thing", "")]).await.unwrap();

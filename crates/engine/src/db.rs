@@ -12,7 +12,7 @@ use std::time::Duration;
 use sqlx::pool::PoolOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
-use sqlx::{Postgres, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Postgres, Sqlite, Transaction};
 
 /// The two supported database engines.
 #[derive(
@@ -172,6 +172,10 @@ impl DbTx {
 /// How many connections a pool keeps. SQLite serialises writers anyway; a few
 /// connections let readers (status, search) proceed beside a batch.
 const SQLITE_POOL_SIZE: u32 = 4;
+/// A batch of a big job is one long statement by design: sqlx's
+/// slow-statement notice is information (`-v`), not a warning.
+const SLOW_STATEMENT: Duration = Duration::from_secs(1);
+const SLOW_STATEMENT_LEVEL: log::LevelFilter = log::LevelFilter::Info;
 const POSTGRES_POOL_SIZE: u32 = 8;
 
 impl Db {
@@ -198,6 +202,7 @@ impl Db {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(60))
             .foreign_keys(true)
+            .log_slow_statements(SLOW_STATEMENT_LEVEL, SLOW_STATEMENT)
     }
 
     pub async fn open_sqlite(path: &Path, create: bool) -> Result<Db, DbError> {
@@ -219,10 +224,12 @@ impl Db {
     }
 
     pub async fn open_postgres(url: &str) -> Result<Db, DbError> {
-        let opts = PgConnectOptions::from_str(url).map_err(|source| DbError::Open {
-            target: DbTarget::Postgres(url.to_owned()).to_string(),
-            source,
-        })?;
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|source| DbError::Open {
+                target: DbTarget::Postgres(url.to_owned()).to_string(),
+                source,
+            })?
+            .log_slow_statements(SLOW_STATEMENT_LEVEL, SLOW_STATEMENT);
         let pool = PoolOptions::<Postgres>::new()
             .max_connections(POSTGRES_POOL_SIZE)
             .connect_with(opts)

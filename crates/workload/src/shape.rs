@@ -88,6 +88,12 @@ pub struct RoomShape {
     pub size_alpha: f64,
     pub min_size: u64,
     pub max_size: u64,
+    /// Cap of rooms that are not `join_rule: public` (default `max_size`).
+    /// The biggest rooms of a real server are public communities; an
+    /// invite-only room of N members costs about N² rows of
+    /// `users_who_share_private_rooms`.
+    #[serde(default)]
+    pub private_max_size: Option<u64>,
     /// Share of a federated room's members that are remote users.
     pub remote_member_fraction: f64,
     /// Rooms created by a remote user.
@@ -236,6 +242,9 @@ impl Shape {
         }
         if r.min_size < 2 || r.max_size < r.min_size {
             return Err("rooms: need 2 <= min_size <= max_size".into());
+        }
+        if r.private_max_size.is_some_and(|p| p < r.min_size) {
+            return Err("rooms: need min_size <= private_max_size".into());
         }
         if r.size_alpha <= 0.0 {
             return Err("rooms.size_alpha must be positive".into());

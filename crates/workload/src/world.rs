@@ -267,12 +267,16 @@ impl World {
     }
 
     /// The heavy-tailed size of a non-DM room.
-    fn room_size(&self, rng: &mut ChaCha8Rng, federated: bool) -> u64 {
+    fn room_size(&self, rng: &mut ChaCha8Rng, federated: bool, public: bool) -> u64 {
         let r = &self.shape.rooms;
         let u: f64 = rng.gen_range(f64::EPSILON..1.0);
         let size = (r.min_size as f64 * u.powf(-1.0 / r.size_alpha)).floor() as u64;
         let users = self.pop.local + if federated { self.pop.remote } else { 0 };
-        size.clamp(r.min_size, r.max_size).min(users)
+        let cap = match r.private_max_size {
+            Some(p) if !public => p.min(r.max_size),
+            _ => r.max_size,
+        };
+        size.clamp(r.min_size, cap).min(users)
     }
 
     fn room(
@@ -328,7 +332,7 @@ impl World {
         let size = if dm {
             2
         } else {
-            self.room_size(&mut rng, federated)
+            self.room_size(&mut rng, federated, join_rule == "public")
         };
         let mut seen: HashSet<String> = HashSet::new();
         seen.insert(creator.clone());
