@@ -440,9 +440,8 @@ async fn wait_idle(updater: &Updater) -> anyhow::Result<()> {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     // Figures come from an optimised build: a debug xtask re-runs itself in release.
     if cfg!(debug_assertions) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["run", "--quiet", "--release", "-p", "xtask", "--"])
+        let status = crate::cargo()
+            .args(["run", "--release", "-p", "xtask", "--"])
             .args(std::env::args().skip(1))
             .status()?;
         std::process::exit(status.code().unwrap_or(1));

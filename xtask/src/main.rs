@@ -41,6 +41,30 @@ enum Command {
     },
 }
 
+/// A nested `cargo` command. `cargo run` gives xtask the variables of its
+/// own package (CARGO_MANIFEST_DIR, CARGO_PKG_*, ...); passed on, they mark
+/// build scripts that watch them (ring's) dirty and every run rebuilds.
+pub fn cargo() -> std::process::Command {
+    let mut cmd =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("CARGO_PKG_")
+            || matches!(
+                key,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+            )
+        {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {

@@ -39,8 +39,12 @@ pub struct DiffArgs {
 
 /// Builds the `updraft` binary and returns its path.
 pub fn updraft_bin(release: bool) -> anyhow::Result<PathBuf> {
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["build", "--quiet", "-p", "updraft-cli"]);
+    eprintln!(
+        "xtask: building updraft ({})",
+        if release { "release" } else { "debug" }
+    );
+    let mut cmd = crate::cargo();
+    cmd.args(["build", "-p", "updraft-cli"]);
     if release {
         cmd.arg("--release");
     }

@@ -1,7 +1,5 @@
 //! `cargo xtask test`: all workspace tests, on SQLite and on PostgreSQL.
 
-use std::process::Command;
-
 use anyhow::bail;
 use clap::Args;
 
@@ -21,7 +19,7 @@ pub struct TestArgs {
 }
 
 pub fn run(args: TestArgs) -> anyhow::Result<()> {
-    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut cargo = crate::cargo();
     // Every failure, not only the first test binary's: CI shows the whole picture.
     cargo.args(["test", "--workspace", "--no-fail-fast"]);
     let mut _cluster = None;

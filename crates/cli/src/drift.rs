@@ -18,7 +18,8 @@ pub struct DriftArgs {
     /// How many users or rooms to change (fewer if the world has fewer candidates).
     #[arg(long, default_value_t = 1)]
     count: u64,
-    /// Seed choosing the targets and new values: same world and seed, same drift.
+    /// Seed choosing the targets and new values: the same world (up to its
+    /// latest event) and seed give the same drift; drifting again changes more.
     #[arg(long, default_value_t = 1)]
     seed: u64,
 }

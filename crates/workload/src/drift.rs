@@ -122,10 +122,13 @@ pub async fn apply(
     count: u64,
     seed: u64,
 ) -> Result<DriftReport, WorkloadError> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0044_5249_4654);
     let signer = Signer::from_seed(seed);
     let mut tx = db.begin().await?;
     let (max_stream, max_ts) = stream_and_clock(&mut tx).await?;
+    // The world's position is part of the seed: the same drift on the same
+    // world is the same change, and a second drift is another one.
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed ^ 0x0044_5249_4654 ^ crate::spread::mix(max_stream as u64));
     let mut d = Drift {
         kind,
         server_name,

@@ -687,11 +687,11 @@ async fn upsert_local_profiles(
     if users.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = |users_src: &str, dn: String, av: String| {
+    let sql = |users_src: &str, dn: String, av: String, profile: String| {
         format!(
             "INSERT INTO user_directory (user_id, display_name, avatar_url)
              SELECT u.name, {dn}, {av}
-             FROM users u LEFT JOIN profiles p ON p.full_user_id = u.name
+             FROM users u LEFT JOIN profiles p ON {profile}
              WHERE u.name IN ({users_src}) AND u.deactivated = 0
                AND (u.user_type IS NULL OR u.user_type <> 'support')
              ON CONFLICT (user_id) DO UPDATE SET display_name = excluded.display_name,
@@ -705,6 +705,7 @@ async fn upsert_local_profiles(
                 "SELECT value FROM json_each(?1)",
                 sql::clean_text_sqlite("p.displayname"),
                 sql::clean_text_sqlite("p.avatar_url"),
+                sql::profile_of_sqlite("p", "u.name"),
             );
             sqlx::query(&q)
                 .bind(sql::list_param_sqlite(users))
@@ -719,6 +720,7 @@ async fn upsert_local_profiles(
                 "SELECT UNNEST($1::text[])",
                 "p.displayname".into(),
                 "p.avatar_url".into(),
+                sql::profile_of_pg("p", "u.name"),
             );
             sqlx::query(&q)
                 .bind(sql::list_param_pg(users))

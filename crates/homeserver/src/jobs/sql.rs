@@ -25,6 +25,18 @@ pub fn server_of_pg(col: &str) -> String {
     format!("substr({col}, strpos({col}, ':') + 1)")
 }
 
+/// The local user `u`'s profile row: Synapse matches `profiles.full_user_id`,
+/// which SQLite's schema leaves unindexed (a table scan per user); the
+/// unique localpart column `profiles.user_id` is checked too, so the lookup
+/// is one index probe and at most one row on both engines.
+pub fn profile_of_sqlite(p: &str, u: &str) -> String {
+    format!("{p}.user_id = substr({u}, 2, instr({u}, ':') - 2) AND {p}.full_user_id = {u}")
+}
+
+pub fn profile_of_pg(p: &str, u: &str) -> String {
+    format!("{p}.user_id = substr({u}, 2, strpos({u}, ':') - 2) AND {p}.full_user_id = {u}")
+}
+
 /// A profile value as Synapse keeps it: NULL unless text without U+0000.
 /// (PostgreSQL text cannot hold U+0000 nor another type.)
 pub fn clean_text_sqlite(col: &str) -> String {

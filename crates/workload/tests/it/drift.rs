@@ -112,6 +112,19 @@ updraft_testkit::both_engines! {
         }
     }
 
+    async fn drift_again_with_the_same_seed_changes_more(t) {
+        let (db, first, _) = drifted(&t, DriftKind::ProfileChange, 2).await;
+        let before = world(&db).await;
+        let second = drift::apply(&db, "example.org", DriftKind::ProfileChange, 2, 5).await.unwrap();
+        assert_ne!(second.new_values, first.new_values);
+        let d = diff(&before, &world(&db).await);
+        assert_eq!(d["profiles"].0.len(), 2, "two profiles changed again");
+        for (user, name) in second.users.iter().zip(&second.new_values) {
+            let p = rows(&db, &format!("SELECT displayname FROM profiles WHERE full_user_id = '{user}'")).await;
+            assert_eq!(&p[0][0], name);
+        }
+    }
+
     async fn drift_avatar_change(t) {
         let (db, report, d) = drifted(&t, DriftKind::AvatarChange, 1).await;
         let n = report.events.len();
