@@ -556,11 +556,9 @@ impl DirectoryTruth {
                 count_pairs(tx, room, &member_set, public, &config.server_name).await?;
             report.checked("pairs", valid);
             report.add_n("extra_pair", extra, example.unwrap_or_default());
-            report.add_n(
-                "missing_pair",
-                expected_pairs.saturating_sub(valid),
-                format!("{} pairs of {room}", expected_pairs.saturating_sub(valid)),
-            );
+            let missing = expected_pairs.saturating_sub(valid);
+            let noun = if missing == 1 { "pair" } else { "pairs" };
+            report.add_n("missing_pair", missing, format!("{missing} {noun} of {room}"));
         }
         Ok(())
     }
