@@ -558,7 +558,11 @@ impl DirectoryTruth {
             report.add_n("extra_pair", extra, example.unwrap_or_default());
             let missing = expected_pairs.saturating_sub(valid);
             let noun = if missing == 1 { "pair" } else { "pairs" };
-            report.add_n("missing_pair", missing, format!("{missing} {noun} of {room}"));
+            report.add_n(
+                "missing_pair",
+                missing,
+                format!("{missing} {noun} of {room}"),
+            );
         }
         Ok(())
     }
