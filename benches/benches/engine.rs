@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Value};
+use updraft_benches::scratch_postgres;
 use updraft_engine::{
     queue, BackgroundUpdatesConfig, BatchHandler, BatchResult, Db, DbTx, HandlerError, Registry,
     Runner, RunnerOptions, UpdateRow,
@@ -86,35 +87,14 @@ fn bench_engine(c: &mut Criterion) {
     group.bench_function("sqlite", |b| {
         b.iter_custom(|iters| rt.block_on(run_batches(&sqlite, iters.max(1))));
     });
-    let admin = std::env::var("UPDRAFT_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    if let Some(pg) = rt.block_on(postgres(&admin)) {
+    if let Some(url) = rt.block_on(scratch_postgres("updraft_bench_engine")) {
+        let pg = rt.block_on(Db::connect(&url)).unwrap();
+        rt.block_on(queue::create_table_if_missing(&pg)).unwrap();
         group.bench_function("postgres", |b| {
             b.iter_custom(|iters| rt.block_on(run_batches(&pg, iters.max(1))));
         });
-    } else {
-        eprintln!("PostgreSQL not reachable at {admin}: skipping the postgres bench");
     }
     group.finish();
-}
-
-/// A scratch database `updraft_bench_engine` (recreated).
-async fn postgres(admin: &str) -> Option<Db> {
-    let admin_db = Db::connect(admin).await.ok()?;
-    admin_db
-        .execute("DROP DATABASE IF EXISTS updraft_bench_engine WITH (FORCE)")
-        .await
-        .ok()?;
-    admin_db
-        .execute("CREATE DATABASE updraft_bench_engine")
-        .await
-        .ok()?;
-    admin_db.close().await;
-    let mut url = admin.rsplit_once('/')?.0.to_owned();
-    url.push_str("/updraft_bench_engine");
-    let db = Db::connect(&url).await.ok()?;
-    queue::create_table_if_missing(&db).await.ok()?;
-    Some(db)
 }
 
 criterion_group!(benches, bench_engine);

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::json;
+use updraft_benches::scratch_postgres;
 use updraft_engine::{BatchHandler, Db, DbTarget, Handler};
 use updraft_homeserver::jobs::{
     registry, CREATE_TABLES, POPULATE_STATS, PROCESS_ROOMS, PROCESS_USERS,
@@ -88,34 +89,12 @@ async fn one_batch(world: &World, handler: &dyn BatchHandler) -> u64 {
     result.items()
 }
 
-/// A fresh PostgreSQL database `updraft_bench_jobs` with C collation.
-async fn postgres(admin: &str) -> Option<DbTarget> {
-    let admin_db = Db::connect(admin).await.ok()?;
-    admin_db
-        .execute("DROP DATABASE IF EXISTS updraft_bench_jobs WITH (FORCE)")
-        .await
-        .ok()?;
-    admin_db
-        .execute(
-            "CREATE DATABASE updraft_bench_jobs ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
-        )
-        .await
-        .ok()?;
-    admin_db.close().await;
-    let mut url = admin.rsplit_once('/')?.0.to_owned();
-    url.push_str("/updraft_bench_jobs");
-    DbTarget::parse(&url).ok()
-}
-
 fn bench_jobs(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut targets = vec![DbTarget::Sqlite(dir.path().join("small.db"))];
-    let admin = std::env::var("UPDRAFT_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    match rt.block_on(postgres(&admin)) {
-        Some(target) => targets.push(target),
-        None => eprintln!("PostgreSQL not reachable at {admin}: skipping the postgres benches"),
+    if let Some(url) = rt.block_on(scratch_postgres("updraft_bench_jobs")) {
+        targets.push(DbTarget::parse(&url).expect("postgres URL"));
     }
 
     let mut group = c.benchmark_group("job_batch_of_100");
