@@ -250,6 +250,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 .progress_chars("=> ");
         let mut bar_of: BTreeMap<String, ProgressBar> = BTreeMap::new();
         let mut paused_once = false;
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let mut last_line = Instant::now();
         loop {
             let runners = client.queue().await?;
             let status = client.status().await?;
@@ -275,6 +277,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                             let total = est["total"].as_u64().unwrap_or(done.max(1));
                             bar.set_length(total.max(1));
                             bar.set_position(done.min(total));
+                            // Without a terminal the bars are hidden: a line a second instead.
+                            if !tty && last_line.elapsed() >= Duration::from_secs(1) {
+                                last_line = Instant::now();
+                                println!("  {:<40} {done:>7}/{total} (estimate)", q.update_name);
+                            }
                         }
                         bar.set_message(if r.enabled { "running" } else { "paused" });
                     }
@@ -340,21 +347,27 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             "  {:<40} {:>9} {:>8} {:>12} {:>10}",
             "update", "items", "batches", "duration ms", "items/s"
         );
-        for (name, s) in &seen {
+        // In the order the updates ran.
+        let mut order: Vec<(&String, &Seen)> = seen.iter().collect();
+        order.sort_by_key(|(_, s)| s.first_seen);
+        for (name, s) in order {
             let batches = metric_value(&metrics, "updraft_background_update_batches_total", name)
                 .unwrap_or(0.0);
             let items = metric_value(&metrics, "updraft_background_update_items_total", name)
                 .unwrap_or(s.items as f64);
-            let rate = if s.duration_ms > 0.0 {
-                items / (s.duration_ms / 1000.0)
+            let rate = if s.duration_ms >= 1.0 {
+                format!("{:.0}", items / (s.duration_ms / 1000.0))
             } else {
-                0.0
+                "-".to_owned()
             };
             println!(
-                "  {name:<40} {items:>9} {batches:>8} {:>12.1} {rate:>10.0}",
+                "  {name:<40} {items:>9} {batches:>8} {:>12.1} {rate:>10}",
                 s.duration_ms
             );
         }
+        println!(
+            "  (items are counted as Synapse counts them: the last batch, which finds nothing left, counts 1)"
+        );
         anyhow::Ok(())
     })?;
 
@@ -412,10 +425,11 @@ fn check_results(client: &Client, world: &SeededWorld) -> anyhow::Result<()> {
                 "{room_id}: joined_members {:?} != {joined}",
                 room.joined_members
             );
-            println!(
-                "  GET rooms/{room_id}: joined_members {joined} (name {:?}) ok",
-                room.name
-            );
+            let name = room
+                .name
+                .as_deref()
+                .map_or("no name".to_owned(), |n| format!("\"{n}\""));
+            println!("  GET rooms/{room_id}: joined_members {joined} ({name}) ok");
         }
         // Users in public rooms, searched by their display name, by the admin.
         let users: Vec<(String, String)> = fetch_pairs(

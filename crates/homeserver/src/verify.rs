@@ -368,7 +368,11 @@ async fn check_stats(
                     .collect();
                 if got != expected {
                     report.add("wrong_counter", || {
-                        format!("{room}: expected {expected:?}, found {got:?}")
+                        format!(
+                            "{room}: expected ({}), found ({})",
+                            expected.join(", "),
+                            got.join(", ")
+                        )
                     });
                 }
                 let pos: i64 = actual[7]
@@ -401,7 +405,11 @@ async fn check_stats(
         match state_rows.get(room) {
             None => report.add("missing_stats_row", || format!("{room} (room_stats_state)")),
             Some(actual) if actual != &expected_state => report.add("wrong_room_state", || {
-                format!("{room}: expected {expected_state:?}, found {actual:?}")
+                format!(
+                    "{room}: expected {}, found {}",
+                    shown_row(&expected_state),
+                    shown_row(actual)
+                )
             }),
             Some(_) => {}
         }
@@ -411,6 +419,23 @@ async fn check_stats(
 
 /// A directory profile: display name and avatar.
 type Profile = (Option<String>, Option<String>);
+
+/// A nullable column value as an example shows it: quoted text, or NULL.
+fn shown(v: &Option<String>) -> String {
+    match v {
+        Some(s) => format!("{s:?}"),
+        None => "NULL".to_owned(),
+    }
+}
+
+fn shown_row(values: &[Option<String>]) -> String {
+    let shown: Vec<String> = values.iter().map(shown).collect();
+    format!("({})", shown.join(", "))
+}
+
+fn shown_profile(p: &Profile) -> String {
+    format!("display_name {}, avatar_url {}", shown(&p.0), shown(&p.1))
+}
 
 /// The expected directory, accumulated room by room.
 #[derive(Default)]
@@ -554,7 +579,8 @@ impl DirectoryTruth {
             };
             let (valid, extra, example) =
                 count_pairs(tx, room, &member_set, public, &config.server_name).await?;
-            report.checked("pairs", valid);
+            // Checked: every expected pair (present or not) and every extra one.
+            report.checked("pairs", expected_pairs.max(valid) + extra);
             report.add_n("extra_pair", extra, example.unwrap_or_default());
             let missing = expected_pairs.saturating_sub(valid);
             let noun = if missing == 1 { "pair" } else { "pairs" };
@@ -604,7 +630,12 @@ impl DirectoryTruth {
             match expected.get(&user) {
                 None => report.add("extra_user", || user.clone()),
                 Some(ps) if !ps.contains(&profile) => report.add("wrong_profile", || {
-                    format!("{user}: expected one of {ps:?}, found {profile:?}")
+                    let expected: Vec<String> = ps.iter().map(shown_profile).collect();
+                    format!(
+                        "{user}: expected {}, found {}",
+                        expected.join(" or "),
+                        shown_profile(&profile)
+                    )
                 }),
                 Some(_) => {}
             }

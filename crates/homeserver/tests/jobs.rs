@@ -82,8 +82,10 @@ both_engines! {
         }
         start_job(&w.db, "populate_stats_process_rooms").await;
         let c = config();
+        assert_eq!(estimate_of(&w.db, &c, "populate_stats_process_rooms").await, Some((0, Some(3))));
         assert_eq!(run_batch(&w.db, &c, "populate_stats_process_rooms", 2).await,
             BatchResult::Progress { items: 2, progress: json!({"last_room_id": "!b:hs.test"}) });
+        assert_eq!(estimate_of(&w.db, &c, "populate_stats_process_rooms").await, Some((2, Some(3))));
         assert_eq!(w.rows("SELECT room_id FROM room_stats_current").await, strs(&[&["!a:hs.test"], &["!b:hs.test"]]));
         assert_eq!(progress_of(&w.db, "populate_stats_process_rooms").await, Some(json!({"last_room_id": "!b:hs.test"})));
         assert_eq!(run_batch(&w.db, &c, "populate_stats_process_rooms", 2).await,
@@ -283,16 +285,21 @@ both_engines! {
         assert_eq!(run_batch(&w.db, &c, "populate_user_directory_createtables", 100).await, BatchResult::Done { items: 1 });
         assert_eq!(w.rows("SELECT room_id, events FROM _temp_populate_user_directory_rooms").await,
             strs(&[&["!big:hs.test", "5"], &["!mid:hs.test", "4"], &["!small:hs.test", "3"]]));
+        // Estimates in batch units: 12 state events, then 5 of them done.
+        assert_eq!(estimate_of(&w.db, &c, "populate_user_directory_process_rooms").await, Some((0, Some(12))));
         // 5 > 4: the batch stops after the first room.
         assert_eq!(run_batch(&w.db, &c, "populate_user_directory_process_rooms", 4).await,
             BatchResult::Progress { items: 5, progress: json!({"remaining": 2}) });
+        assert_eq!(estimate_of(&w.db, &c, "populate_user_directory_process_rooms").await, Some((5, Some(12))));
         // 4 + 3 = 7 > 5, but 4 <= 5 so both rooms go.
         assert_eq!(run_batch(&w.db, &c, "populate_user_directory_process_rooms", 5).await,
             BatchResult::Progress { items: 7, progress: json!({"remaining": 0}) });
         assert_eq!(run_batch(&w.db, &c, "populate_user_directory_process_rooms", 5).await, BatchResult::Done { items: 1 });
         // Users: Synapse counts what is left after taking the batch, then subtracts the batch.
+        assert_eq!(estimate_of(&w.db, &c, "populate_user_directory_process_users").await, Some((0, Some(5))));
         assert_eq!(run_batch(&w.db, &c, "populate_user_directory_process_users", 2).await,
             BatchResult::Progress { items: 2, progress: json!({"remaining": 1}) });
+        assert_eq!(estimate_of(&w.db, &c, "populate_user_directory_process_users").await, Some((2, Some(5))));
         assert_eq!(run_batch(&w.db, &c, "populate_user_directory_process_users", 2).await,
             BatchResult::Progress { items: 2, progress: json!({"remaining": -1}) });
         assert_eq!(run_batch(&w.db, &c, "populate_user_directory_process_users", 2).await,

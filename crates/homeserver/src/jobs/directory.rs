@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use serde_json::{json, Value};
 use sqlx::Row;
-use updraft_engine::{BatchHandler, BatchResult, Db, DbTx, HandlerError};
+use updraft_engine::{BatchHandler, BatchResult, Db, DbTx, HandlerError, ProgressEstimate};
 
 use super::sql::{self, EFFECTIVE_MEMBERSHIP};
 use super::LoadedAppServices;
@@ -134,6 +134,19 @@ impl ProcessRooms {
 
 #[async_trait]
 impl BatchHandler for ProcessRooms {
+    /// In state events: those of the rooms still staged are left; the total
+    /// is today's `current_state_events` (what the stage was built from).
+    async fn estimate(&self, db: &Db, _progress: &Value) -> Option<ProgressEstimate> {
+        let left = db
+            .scalar_i64(&format!(
+                "SELECT CAST(COALESCE(SUM(events), 0) AS BIGINT) FROM {STAGE_ROOMS}"
+            ))
+            .await
+            .ok()?;
+        let total = db.count_rows("current_state_events").await.ok()?;
+        Some(super::estimate(total, left))
+    }
+
     async fn run_batch(
         &self,
         tx: &mut DbTx,
@@ -620,6 +633,13 @@ impl ProcessUsers {
 
 #[async_trait]
 impl BatchHandler for ProcessUsers {
+    /// In users: those still staged are left, out of all `users` rows.
+    async fn estimate(&self, db: &Db, _progress: &Value) -> Option<ProgressEstimate> {
+        let left = db.count_rows(STAGE_USERS).await.ok()?;
+        let total = db.count_rows("users").await.ok()?;
+        Some(super::estimate(total, left))
+    }
+
     async fn run_batch(
         &self,
         tx: &mut DbTx,

@@ -159,6 +159,18 @@ pub async fn skipped_rooms(db: &Db) -> Result<Vec<SkippedRoom>, sqlx::Error> {
         .collect())
 }
 
+/// A progress estimate from a total and what is left, both counted now: the
+/// total never reads below what is left (rows may have come since the job
+/// started).
+fn estimate(total: i64, left: i64) -> updraft_engine::ProgressEstimate {
+    let left = left.max(0) as u64;
+    let total = (total.max(0) as u64).max(left);
+    updraft_engine::ProgressEstimate {
+        done: total - left,
+        total: Some(total),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

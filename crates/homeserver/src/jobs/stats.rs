@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
-use updraft_engine::{BatchHandler, BatchResult, DbTx, HandlerError};
+use updraft_engine::{BatchHandler, BatchResult, Db, DbTx, HandlerError, ProgressEstimate};
 
 use super::sql::{self, EFFECTIVE_MEMBERSHIP};
 use crate::events::{clean_string, load_state, RoomState};
@@ -100,6 +100,32 @@ pub fn plain_text_topic(content: &Map<String, Value>) -> Option<String> {
 
 #[async_trait]
 impl BatchHandler for PopulateStats {
+    /// In rooms, by room id: those up to `last_room_id` are done, out of all
+    /// `rooms` rows (two index-only counts, cheap at any size).
+    async fn estimate(&self, db: &Db, progress: &Value) -> Option<ProgressEstimate> {
+        let last = progress
+            .get("last_room_id")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let done: i64 = match db {
+            Db::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM rooms WHERE room_id <= ?1")
+                    .bind(last)
+                    .fetch_one(pool)
+                    .await
+            }
+            Db::Postgres(pool) => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM rooms WHERE room_id <= $1")
+                    .bind(last)
+                    .fetch_one(pool)
+                    .await
+            }
+        }
+        .ok()?;
+        let total = db.count_rows("rooms").await.ok()?;
+        Some(super::estimate(total, total - done))
+    }
+
     async fn run_batch(
         &self,
         tx: &mut DbTx,

@@ -347,6 +347,20 @@ pub async fn progress_of(db: &Db, update: &str) -> Option<Value> {
     text.map(|t| serde_json::from_str(&t).unwrap())
 }
 
+/// The handler's estimate from the update's saved progress, as the queue
+/// view shows it: `(done, total)`.
+pub async fn estimate_of(db: &Db, config: &Config, update: &str) -> Option<(u64, Option<u64>)> {
+    let registry = registry(config);
+    let Some(Handler::Batch(handler)) = registry.get(update) else {
+        panic!("no batch handler for {update}")
+    };
+    let progress = progress_of(db, update).await.expect("update is queued");
+    handler
+        .estimate(db, &progress)
+        .await
+        .map(|e| (e.done, e.total))
+}
+
 /// Runs one batch of an update the way the engine does: in one
 /// transaction, writing the progress (or deleting the row) before commit.
 pub async fn run_batch(db: &Db, config: &Config, update: &str, batch_size: u64) -> BatchResult {
