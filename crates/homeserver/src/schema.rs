@@ -87,11 +87,15 @@ pub enum OpenError {
         schema_version: i64,
         missing: Vec<String>,
     },
-    /// Synapse's own wording, so operators recognise the advice.
+    /// Synapse's own wording, so operators recognise the advice (its
+    /// docs/postgres.md is Synapse's, not ours), then how to make one.
     #[error(
         "Database has incorrect {what} of '{value}'. Should be 'C'\n\
          See docs/postgres.md for more information. You can override this check by \
-         setting 'allow_unsafe_locale' to true in the database config."
+         setting 'allow_unsafe_locale' to true in the database config.\n\
+         (docs/postgres.md is Synapse's: https://element-hq.github.io/synapse/latest/postgres.html. \
+         A database Synapse accepts: CREATE DATABASE name ENCODING 'UTF8' LC_COLLATE 'C' \
+         LC_CTYPE 'C' TEMPLATE template0)"
     )]
     UnsafeLocale { what: &'static str, value: String },
     #[error("Database has incorrect encoding: '{0}' instead of 'UTF8'")]

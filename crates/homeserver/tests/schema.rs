@@ -137,6 +137,10 @@ mod non_c_collation_is_refused_with_synapses_advice {
             "{msg}"
         );
         assert!(msg.contains("allow_unsafe_locale"), "{msg}");
+        assert!(
+            msg.contains("LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"),
+            "{msg}"
+        );
         // Nothing was written; with the override it opens.
         let opened = open(
             &DbTarget::Postgres(url),
