@@ -101,7 +101,7 @@ pub fn plain_text_topic(content: &Map<String, Value>) -> Option<String> {
 #[async_trait]
 impl BatchHandler for PopulateStats {
     /// In rooms, by room id: those up to `last_room_id` are done, out of all
-    /// `rooms` rows (two index-only counts, cheap at any size).
+    /// `rooms` rows (two counts over its primary key).
     async fn estimate(&self, db: &Db, progress: &Value) -> Option<ProgressEstimate> {
         let last = progress
             .get("last_room_id")
