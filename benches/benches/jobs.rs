@@ -44,18 +44,13 @@ async fn seeded(target: &DbTarget, dir: &Path) -> World {
         .db;
     let shape = Shape::load("small").expect("small shape");
     let appservice = dir.join(format!("appservice-{}.yaml", target.engine()));
-    updraft_workload::seed(
-        &db,
-        &shape,
-        1,
-        SeedOptions {
-            append: false,
-            appservice_file: Some(appservice.clone()),
-            progress: false,
-        },
-    )
-    .await
-    .expect("seed");
+    let options = SeedOptions {
+        appservice_file: Some(appservice.clone()),
+        ..SeedOptions::default()
+    };
+    updraft_workload::seed(&db, &shape, 1, options)
+        .await
+        .expect("seed");
     let config = Config {
         server_name: shape.server_name.clone(),
         app_service_config_files: vec![appservice],
