@@ -115,10 +115,12 @@ pub async fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<ExitCode>
         println!("nothing to run");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "running: {}",
-        selected.iter().cloned().collect::<Vec<_>>().join(", ")
-    );
+    // In the order they will run (dependencies first), not by name.
+    let in_run_order: Vec<String> = queue::run_order(&pending)
+        .into_iter()
+        .filter(|n| selected.contains(n))
+        .collect();
+    println!("running: {}", in_run_order.join(", "));
 
     let limit = args.max_batches.map(|n| {
         std::sync::Arc::new(BatchLimit {
@@ -187,7 +189,7 @@ pub async fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<ExitCode>
         .collect();
     let status = runner.status();
     let metrics = runner.metrics();
-    for name in selected.difference(&left) {
+    for name in in_run_order.iter().filter(|n| !left.contains(*n)) {
         let m = metrics.updates.get(name).cloned().unwrap_or_default();
         println!(
             "finished {name}: {} items in {} batches, {:.0} ms",

@@ -3,6 +3,7 @@
 use std::process::Command;
 
 use updraft_engine::{queue, UpdateRow};
+use updraft_homeserver::jobs::job_rows;
 
 fn updraft(url: &str, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_updraft"))
@@ -47,6 +48,26 @@ updraft_testkit::both_engines! {
         let (code, out, _) = updraft(&t.url(), &["run", "--no-progress"]);
         assert_eq!(code, 0);
         assert!(out.contains("nothing to run"), "{out}");
+    }
+
+    async fn updates_are_listed_in_run_order(t) {
+        let opened = updraft_homeserver::open(&t.target, Default::default()).await.unwrap();
+        queue::insert(&opened.db, &job_rows("regenerate_directory").unwrap()).await.unwrap();
+        let (code, out, err) = updraft(&t.url(), &["run", "--no-progress"]);
+        assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+        let chain = [
+            "populate_user_directory_createtables",
+            "populate_user_directory_process_rooms",
+            "populate_user_directory_process_users",
+            "populate_user_directory_cleanup",
+        ];
+        assert!(out.contains(&format!("running: {}", chain.join(", "))), "{out}");
+        let finished: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("finished "))
+            .map(|l| l.split(':').next().unwrap())
+            .collect();
+        assert_eq!(finished, chain, "{out}");
     }
 
     async fn a_known_update_waiting_for_an_unknown_one_is_reported(t) {

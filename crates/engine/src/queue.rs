@@ -145,6 +145,21 @@ pub fn pick_next_of(
     Err(EngineError::DependencyCycle(cycle))
 }
 
+/// The order in which a runner would take these rows (rows in [`list`]
+/// order), each picked as [`pick_next`] picks; rows a cycle holds come last,
+/// in list order. For telling the user what will run, and what ran, in order.
+pub fn run_order(rows: &[UpdateRow]) -> Vec<String> {
+    let mut left: Vec<UpdateRow> = rows.to_vec();
+    let mut order = Vec::with_capacity(rows.len());
+    while let Ok(Some(next)) = pick_next(&left) {
+        let name = next.update_name.clone();
+        left.retain(|r| r.update_name != name);
+        order.push(name);
+    }
+    order.extend(left.into_iter().map(|r| r.update_name));
+    order
+}
+
 /// Inserts a job's rows in one statement: all of them or, if any is already
 /// queued, none (typed [`EngineError::AlreadyQueued`]).
 pub async fn insert(db: &Db, rows: &[UpdateRow]) -> Result<(), EngineError> {
@@ -379,6 +394,47 @@ mod tests {
         let rows = vec![row("x", None, 0)];
         assert_eq!(pick_next(&rows).unwrap().unwrap().update_name, "x");
         assert!(pick_next(&[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn run_order_follows_dependencies_then_list_order() {
+        // regenerate_directory's chain and the stats job, as `list` orders them.
+        let rows = vec![
+            row("populate_stats_process_rooms", Some(""), 0),
+            row(
+                "populate_user_directory_cleanup",
+                Some("populate_user_directory_process_users"),
+                0,
+            ),
+            row("populate_user_directory_createtables", Some(""), 0),
+            row(
+                "populate_user_directory_process_rooms",
+                Some("populate_user_directory_createtables"),
+                0,
+            ),
+            row(
+                "populate_user_directory_process_users",
+                Some("populate_user_directory_process_rooms"),
+                0,
+            ),
+        ];
+        assert_eq!(
+            run_order(&rows),
+            [
+                "populate_stats_process_rooms",
+                "populate_user_directory_createtables",
+                "populate_user_directory_process_rooms",
+                "populate_user_directory_process_users",
+                "populate_user_directory_cleanup",
+            ]
+        );
+        // A cycle's members come last, in list order.
+        let rows = vec![
+            row("a", Some("b"), 0),
+            row("b", Some("a"), 0),
+            row("c", None, 1),
+        ];
+        assert_eq!(run_order(&rows), ["c", "a", "b"]);
     }
 
     #[test]
